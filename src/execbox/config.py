@@ -1,0 +1,101 @@
+"""Service configuration, read once from the environment (prefix ``EXECBOX_``)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one stage (compile or run) of an execution."""
+
+    wall_time_ms: int
+    cpu_time_ms: int
+    memory_mb: int
+    processes: int
+    output_bytes: int
+    file_size_mb: int
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    def replace(self, **changes: int) -> Limits:
+        values = {name: getattr(self, name) for name in self.names()}
+        values.update({k: v for k, v in changes.items() if v is not None})
+        return Limits(**values)
+
+
+# The smallest value that still makes sense for each limit.
+LIMIT_MINIMUMS = Limits(
+    wall_time_ms=1, cpu_time_ms=1, memory_mb=8, processes=1, output_bytes=0, file_size_mb=1
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EXECBOX_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8081
+    backend: Literal["native", "docker"] = "native"
+    log_level: str = "info"
+
+    # Where per-run work directories and per-server state live (root-owned).
+    state_dir: str = "/run/execbox"
+    # First host uid of the unprivileged uids that sandboxes run as (one per concurrent stage).
+    sandbox_uid_base: int = 61000
+    # CPU cores one stage may use at once (cgroup CPU quota); 0 = no quota.
+    cpus_per_stage: float = 1.0
+
+    # Run-stage limits: defaults when a request omits them, and the maximum a request may ask.
+    run_wall_time_ms: int = 5_000
+    run_cpu_time_ms: int = 3_000
+    run_memory_mb: int = 256
+    run_processes: int = 64
+    run_output_bytes: int = 64 * 1024
+    run_file_size_mb: int = 16
+
+    compile_wall_time_ms: int = 20_000
+    compile_cpu_time_ms: int = 15_000
+    compile_memory_mb: int = 1024
+    compile_processes: int = 128
+    compile_output_bytes: int = 64 * 1024
+    compile_file_size_mb: int = 128
+
+    max_wall_time_ms: int = 60_000
+    max_cpu_time_ms: int = 30_000
+    max_memory_mb: int = 2048
+    max_processes: int = 512
+    max_output_bytes: int = 16 * 1024 * 1024
+    max_file_size_mb: int = 512
+
+    max_request_bytes: int = 10 * 1024 * 1024
+    max_files: int = 64
+
+    # Admission: stages running at once, and how many requests may wait and for how long.
+    max_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1)
+    queue_size: int = 256
+    queue_timeout_s: float = 30.0
+
+    def run_limits(self) -> Limits:
+        return self._limits("run_")
+
+    def compile_limits(self) -> Limits:
+        return self._limits("compile_")
+
+    def max_limits(self) -> Limits:
+        return self._limits("max_")
+
+    def _limits(self, prefix: str) -> Limits:
+        return Limits(**{name: getattr(self, prefix + name) for name in Limits.names()})
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

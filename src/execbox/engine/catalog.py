@@ -1,0 +1,126 @@
+"""The runtimes this host offers: languages resolved from data, versions probed in the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+
+from execbox.config import LIMIT_MINIMUMS, Limits, Settings
+from execbox.engine.errors import (
+    InvalidRequest,
+    LanguageUnavailable,
+    UnknownLanguage,
+    UnknownVersion,
+)
+from execbox.engine.model import LimitRequest
+from execbox.languages import Language, alias_table
+from execbox.sandbox import Sandbox, StageSpec
+
+VERSION_PATTERN = re.compile(rb"\d+(?:\.\d+)+")
+PROBE_LIMITS = Limits(
+    wall_time_ms=15_000,
+    cpu_time_ms=10_000,
+    memory_mb=1024,
+    processes=128,
+    output_bytes=16_384,
+    file_size_mb=1,
+)
+
+
+@dataclass
+class Runtime:
+    language: Language
+    version: str = "unknown"
+    unavailable_reason: str | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.unavailable_reason is None
+
+
+class Catalog:
+    def __init__(self, languages: dict[str, Language], settings: Settings) -> None:
+        self.settings = settings
+        self.runtimes = {
+            name: Runtime(lang, unavailable_reason=lang.unavailable_reason)
+            for name, lang in languages.items()
+        }
+        self.aliases = alias_table(languages)
+
+    async def probe(self, sandbox: Sandbox) -> None:
+        """Ask each toolchain for its version, inside the sandbox: a language is available
+        only if its toolchain really runs there."""
+        await asyncio.gather(
+            *(
+                self._probe(runtime, sandbox)
+                for runtime in self.runtimes.values()
+                if runtime.available
+            )
+        )
+
+    async def _probe(self, runtime: Runtime, sandbox: Sandbox) -> None:
+        language = runtime.language
+        result = await sandbox.run(
+            StageSpec(
+                argv=list(language.version_command),
+                files=[],
+                limits=PROBE_LIMITS,
+                env=language.env,
+                mounts=language.mounts,
+            )
+        )
+        output = result.stdout + result.stderr
+        match = VERSION_PATTERN.search(output)
+        if result.internal_error or result.exit_code != 0 or not match:
+            detail = result.internal_error or output.decode(errors="replace").strip()[:300]
+            runtime.unavailable_reason = f"the toolchain does not run in the sandbox: {detail}"
+            return
+        runtime.version = match.group().decode()
+
+    def find(self, name: str, version: str = "*") -> Runtime:
+        canonical = self.aliases.get(name.strip().lower())
+        if canonical is None:
+            raise UnknownLanguage(name, list(self.runtimes))
+        runtime = self.runtimes[canonical]
+        if not runtime.available:
+            raise LanguageUnavailable(canonical, runtime.unavailable_reason or "unknown")
+        if not version_matches(version, runtime.version):
+            raise UnknownVersion(canonical, version, runtime.version)
+        return runtime
+
+    def limits(self, runtime: Runtime, requested: LimitRequest, stage: str) -> Limits:
+        """Configured defaults, then the language's overrides, then the request's values."""
+        if stage == "compile":
+            defaults = self.settings.compile_limits()
+            overrides = runtime.language.compile_limit_overrides
+        else:
+            defaults = self.settings.run_limits()
+            overrides = runtime.language.limit_overrides
+        maximum = self.settings.max_limits()
+        for name, value in requested.given().items():
+            low, high = getattr(LIMIT_MINIMUMS, name), getattr(maximum, name)
+            if not low <= value <= high:
+                prefix = "compile_limits" if stage == "compile" else "limits"
+                raise InvalidRequest(
+                    f"{prefix}.{name} must be between {low} and {high} (maximum), got {value}"
+                )
+        limits = defaults.replace(**overrides).replace(**requested.given())
+        # Defaults may exceed a lowered maximum; never run above it.
+        return Limits(
+            **{name: min(getattr(limits, name), getattr(maximum, name)) for name in Limits.names()}
+        )
+
+
+def version_matches(wanted: str | None, have: str) -> bool:
+    """'*' or empty matches anything; otherwise an exact version or a prefix of its parts
+    ('3', '3.11' and '3.11.7' all match 3.11.7); 'x' parts are wildcards."""
+    if wanted is None or wanted.strip() in ("", "*", "latest"):
+        return True
+    wanted_parts = wanted.strip().lstrip("v=").split(".")
+    have_parts = have.split(".")
+    if len(wanted_parts) > len(have_parts):
+        return False
+    return all(
+        w in ("x", "X", "*") or w == h for w, h in zip(wanted_parts, have_parts, strict=False)
+    )

@@ -1,0 +1,75 @@
+"""The engine's front: turn a request into a Job (validated, limits resolved) and run it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from execbox.config import Settings
+from execbox.engine.catalog import Catalog
+from execbox.engine.files import check_files
+from execbox.engine.job import Job
+from execbox.engine.model import ExecutionRequest, ExecutionResult, SourceFile
+from execbox.languages import load_languages
+from execbox.sandbox import Sandbox, create_sandbox
+
+log = logging.getLogger("execbox.engine")
+
+
+class Engine:
+    def __init__(self, settings: Settings, sandbox: Sandbox, catalog: Catalog) -> None:
+        self.settings = settings
+        self.sandbox = sandbox
+        self.catalog = catalog
+
+    @classmethod
+    async def start(cls, settings: Settings, sandbox: Sandbox | None = None) -> Engine:
+        languages = await asyncio.to_thread(load_languages)
+        sandbox = sandbox or create_sandbox(settings)
+        await sandbox.start()
+        catalog = Catalog(languages, settings)
+        await catalog.probe(sandbox)
+        for runtime in catalog.runtimes.values():
+            if runtime.available:
+                log.info("language %s %s ready", runtime.language.name, runtime.version)
+            else:
+                log.warning(
+                    "language %s unavailable: %s", runtime.language.name, runtime.unavailable_reason
+                )
+        return cls(settings, sandbox, catalog)
+
+    async def close(self) -> None:
+        await self.sandbox.close()
+
+    def prepare(self, request: ExecutionRequest) -> Job:
+        """Validate a request and resolve its limits; raises ExecutionError for bad input."""
+        runtime = self.catalog.find(request.language, request.version)
+        files = []
+        for index, item in enumerate(request.files):
+            name = item.name
+            if not name:
+                name = runtime.language.entry_for_code(item.content.decode(errors="replace"))
+                if index:
+                    name = (
+                        f"file{index}{name[name.rfind('.') :]}" if "." in name else f"file{index}"
+                    )
+            files.append(SourceFile(name, item.content))
+        files = check_files(files, self.settings.max_files)
+        request = ExecutionRequest(
+            language=runtime.language.name,
+            files=files,
+            version=request.version,
+            stdin=request.stdin,
+            args=request.args,
+            limits=request.limits,
+            compile_limits=request.compile_limits,
+        )
+        return Job(
+            runtime,
+            request,
+            run_limits=self.catalog.limits(runtime, request.limits, "run"),
+            compile_limits=self.catalog.limits(runtime, request.compile_limits, "compile"),
+        )
+
+    async def execute(self, job: Job) -> ExecutionResult:
+        return await job.execute(self.sandbox)

@@ -1,0 +1,130 @@
+"""One execution: write the files, compile if the language needs it, run, and judge each stage."""
+
+from __future__ import annotations
+
+import logging
+import signal as signals
+
+from execbox.config import Limits
+from execbox.engine.catalog import Runtime
+from execbox.engine.model import ExecutionRequest, ExecutionResult, StageReport, Status
+from execbox.sandbox import LimitHit, Sandbox, SandboxFile, StageResult, StageSpec
+
+log = logging.getLogger("execbox.engine")
+
+LIMIT_STATUS = {
+    LimitHit.TIME: Status.TIME_LIMIT,
+    LimitHit.MEMORY: Status.MEMORY_LIMIT,
+    LimitHit.OUTPUT: Status.OUTPUT_LIMIT,
+}
+
+
+def signal_name(number: int | None) -> str | None:
+    if number is None:
+        return None
+    try:
+        return signals.Signals(number).name
+    except ValueError:
+        return f"SIG{number}"
+
+
+def _message(status: Status, result: StageResult, limits: Limits) -> str | None:
+    match status:
+        case Status.TIME_LIMIT:
+            return (
+                f"time limit exceeded (wall {limits.wall_time_ms} ms, CPU {limits.cpu_time_ms} ms)"
+            )
+        case Status.MEMORY_LIMIT:
+            return f"memory limit exceeded ({limits.memory_mb} MB)"
+        case Status.OUTPUT_LIMIT:
+            return f"output limit exceeded ({limits.output_bytes} bytes per stream)"
+        case Status.INTERNAL_ERROR:
+            return "the sandbox failed; this is not the program's fault"
+        case Status.RUNTIME_ERROR | Status.COMPILE_ERROR if result.signal is not None:
+            return f"killed by {signal_name(result.signal)}"
+        case Status.RUNTIME_ERROR | Status.COMPILE_ERROR:
+            return f"exited with code {result.exit_code}"
+    return None
+
+
+def judge(result: StageResult, limits: Limits, compile_stage: bool) -> StageReport:
+    if result.internal_error is not None:
+        log.error("sandbox internal error: %s", result.internal_error)
+        status = Status.INTERNAL_ERROR
+    elif result.limit is not None:
+        status = LIMIT_STATUS[result.limit]
+    elif result.exit_code != 0 or result.signal is not None:
+        status = Status.COMPILE_ERROR if compile_stage else Status.RUNTIME_ERROR
+    else:
+        status = Status.OK
+    return StageReport(
+        status=status,
+        exit_code=result.exit_code,
+        signal=signal_name(result.signal),
+        stdout=result.stdout,
+        stderr=result.stderr,
+        stdout_truncated=result.stdout_truncated,
+        stderr_truncated=result.stderr_truncated,
+        wall_time_ms=result.wall_time_ms,
+        cpu_time_ms=result.cpu_time_ms,
+        memory_bytes=result.memory_bytes,
+        limits=limits,
+        message=_message(status, result, limits),
+    )
+
+
+class Job:
+    """Owns one execution's life, from the request's files to the judged stages."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        request: ExecutionRequest,
+        run_limits: Limits,
+        compile_limits: Limits,
+    ) -> None:
+        self.runtime = runtime
+        self.request = request
+        self.run_limits = run_limits
+        self.compile_limits = compile_limits
+
+    @property
+    def language(self):
+        return self.runtime.language
+
+    def _spec(self, template, files: list[SandboxFile], limits: Limits, **extra) -> StageSpec:
+        names = [f.name for f in self.request.files]
+        argv = self.language.command(template, names[0], names, limits.memory_mb)
+        return StageSpec(
+            argv=argv,
+            files=files,
+            limits=limits,
+            env=self.language.env,
+            mounts=self.language.mounts,
+            **extra,
+        )
+
+    async def execute(self, sandbox: Sandbox) -> ExecutionResult:
+        files = [SandboxFile(f.name, f.content) for f in self.request.files]
+        compile_report = None
+        if self.language.compile is not None:
+            compiled = await sandbox.run(
+                self._spec(self.language.compile, files, self.compile_limits, collect_files=True)
+            )
+            compile_report = judge(compiled, self.compile_limits, compile_stage=True)
+            if compile_report.status is not Status.OK:
+                return self._result(compile_report.status, compile_report, None)
+            files = compiled.files
+        spec = self._spec(self.language.run, files, self.run_limits, stdin=self.request.stdin)
+        spec.argv.extend(self.request.args)
+        run_report = judge(await sandbox.run(spec), self.run_limits, compile_stage=False)
+        return self._result(run_report.status, compile_report, run_report)
+
+    def _result(self, status, compile_report, run_report) -> ExecutionResult:
+        return ExecutionResult(
+            language=self.language.name,
+            version=self.runtime.version,
+            status=status,
+            compile=compile_report,
+            run=run_report,
+        )

@@ -1,0 +1,75 @@
+"""What an execution is asked to do and what it reports: plain data, no behaviour."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from execbox.config import Limits
+
+
+class Status(StrEnum):
+    OK = "ok"
+    RUNTIME_ERROR = "runtime_error"
+    TIME_LIMIT = "time_limit"
+    MEMORY_LIMIT = "memory_limit"
+    OUTPUT_LIMIT = "output_limit"
+    COMPILE_ERROR = "compile_error"
+    INTERNAL_ERROR = "internal_error"
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    name: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class LimitRequest:
+    """Limits a client asked for; None means the configured default."""
+
+    wall_time_ms: int | None = None
+    cpu_time_ms: int | None = None
+    memory_mb: int | None = None
+    processes: int | None = None
+    output_bytes: int | None = None
+    file_size_mb: int | None = None
+
+    def given(self) -> dict[str, int]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class ExecutionRequest:
+    language: str
+    files: list[SourceFile]
+    version: str = "*"
+    stdin: bytes = b""
+    args: list[str] = field(default_factory=list)
+    limits: LimitRequest = field(default_factory=LimitRequest)
+    compile_limits: LimitRequest = field(default_factory=LimitRequest)
+
+
+@dataclass
+class StageReport:
+    status: Status
+    exit_code: int | None
+    signal: str | None
+    stdout: bytes
+    stderr: bytes
+    stdout_truncated: bool
+    stderr_truncated: bool
+    wall_time_ms: float
+    cpu_time_ms: float
+    memory_bytes: int
+    limits: Limits
+    message: str | None = None  # why the stage ended, in words, for a non-ok status
+
+
+@dataclass
+class ExecutionResult:
+    language: str
+    version: str
+    status: Status
+    compile: StageReport | None
+    run: StageReport | None

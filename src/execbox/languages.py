@@ -1,0 +1,167 @@
+"""Languages as data: load ``languages.toml`` and resolve each toolchain on this host.
+
+Resolution happens once, at start: shims (pyenv, rustup) are resolved to the real binaries and
+install directories, so that sandboxes bind only those.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import string
+import subprocess
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import PurePosixPath
+
+from execbox.config import Limits
+
+DISCOVER_TIMEOUT_S = 20
+
+
+class LanguageError(Exception):
+    """The language data file is malformed."""
+
+
+@dataclass(frozen=True)
+class Language:
+    name: str
+    aliases: tuple[str, ...]
+    entry: str
+    run: tuple[str, ...]
+    compile: tuple[str, ...] | None
+    version_command: tuple[str, ...]
+    mounts: tuple[str, ...]
+    env: dict[str, str]
+    limit_overrides: dict[str, int]
+    compile_limit_overrides: dict[str, int]
+    entry_pattern: re.Pattern[str] | None = None
+    # Why the toolchain could not be resolved on this host; None when it was.
+    unavailable_reason: str | None = None
+    discovered: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def compiled(self) -> bool:
+        return self.compile is not None
+
+    def entry_for_code(self, code: str) -> str:
+        """The entry file name for a request that sends only ``code``."""
+        if self.entry_pattern is not None:
+            match = self.entry_pattern.search(code)
+            if match:
+                return match.group(1) + PurePosixPath(self.entry).suffix
+        return self.entry
+
+    def command(self, template: tuple[str, ...], entry: str, files: list[str], memory_mb: int):
+        """Expand a command template for one stage."""
+        suffix = PurePosixPath(entry).suffix
+        sources = [f for f in files if PurePosixPath(f).suffix == suffix] or [entry]
+        values = {
+            "entry": entry,
+            "entry_stem": PurePosixPath(entry).stem,
+            "memory_mb": str(memory_mb),
+        }
+        argv: list[str] = []
+        for part in template:
+            if part == "{sources}":
+                argv.extend(sources)
+            else:
+                argv.append(part.format(**values))
+        return argv
+
+
+def _substitute(text: str, values: dict[str, str]) -> str:
+    """Replace the ``{name}`` placeholders that are known, leave the others for later."""
+    names = {name for _, name, _, _ in string.Formatter().parse(text) if name}
+    for name in names & values.keys():
+        text = text.replace("{" + name + "}", values[name])
+    return text
+
+
+def _discover(name: str, commands: dict[str, str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for key, command in commands.items():
+        shell = _substitute(command, values)
+        done = subprocess.run(
+            ["sh", "-c", shell],
+            capture_output=True,
+            text=True,
+            timeout=DISCOVER_TIMEOUT_S,
+            stdin=subprocess.DEVNULL,
+        )
+        value = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+        if done.returncode != 0 or not value:
+            raise LanguageError(f"{name}: cannot find {key} ({shell!r} failed)")
+        values[key] = value
+    return values
+
+
+def _language(key: str, data: dict) -> Language:
+    name = data.get("name", key)
+    try:
+        entry = data["entry"]
+        run = tuple(data["run"])
+        version = tuple(data["version"])
+    except KeyError as missing:
+        raise LanguageError(f"{name}: missing field {missing}") from None
+    compile_ = tuple(data["compile"]) if "compile" in data else None
+    unknown = (set(data.get("limits", {})) | set(data.get("compile_limits", {}))) - set(
+        Limits.names()
+    )
+    if unknown:
+        raise LanguageError(f"{name}: unknown limits {sorted(unknown)}")
+    reason = None
+    values: dict[str, str] = {}
+    try:
+        values = _discover(name, data.get("discover", {}))
+    except (LanguageError, subprocess.SubprocessError, OSError) as err:
+        reason = str(err)
+
+    def expand(items) -> tuple[str, ...]:
+        return tuple(_substitute(item, values) for item in items)
+
+    mounts = tuple(m for m in expand(data.get("mounts", [])) if "{" not in m)
+    if reason is None:
+        missing = [m for m in mounts if not os.path.isdir(m)]
+        binary = expand(run)[0] if compile_ is None else expand(compile_)[0]
+        if missing:
+            reason = f"{name}: toolchain directory {missing[0]} does not exist"
+        elif binary.startswith("/") and not os.access(binary, os.X_OK):
+            reason = f"{name}: {binary} is not executable"
+    pattern = data.get("entry_pattern")
+    return Language(
+        name=name,
+        aliases=tuple(data.get("aliases", [])),
+        entry=entry,
+        run=expand(run),
+        compile=expand(compile_) if compile_ else None,
+        version_command=expand(version),
+        mounts=mounts,
+        env={k: _substitute(v, values) for k, v in data.get("env", {}).items()},
+        limit_overrides=dict(data.get("limits", {})),
+        compile_limit_overrides=dict(data.get("compile_limits", {})),
+        entry_pattern=re.compile(pattern) if pattern else None,
+        unavailable_reason=reason,
+        discovered=values,
+    )
+
+
+def load_languages(text: str | None = None) -> dict[str, Language]:
+    """Parse the language data and resolve every toolchain; keyed by canonical name."""
+    if text is None:
+        text = resources.files("execbox").joinpath("languages.toml").read_text()
+    languages: dict[str, Language] = {}
+    for key, data in tomllib.loads(text).items():
+        language = _language(key, data)
+        languages[language.name] = language
+    return languages
+
+
+def alias_table(languages: dict[str, Language]) -> dict[str, str]:
+    """Every accepted spelling (lower case) mapped to its canonical language name."""
+    table: dict[str, str] = {}
+    for language in languages.values():
+        for spelling in (language.name, *language.aliases):
+            table.setdefault(spelling.lower(), language.name)
+    return table

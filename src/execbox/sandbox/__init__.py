@@ -1,0 +1,16 @@
+"""Sandboxes: the protocol every backend implements, and the backends."""
+
+from __future__ import annotations
+
+from execbox.config import Settings
+from execbox.sandbox.base import LimitHit, Sandbox, SandboxFile, StageResult, StageSpec
+
+__all__ = ["LimitHit", "Sandbox", "SandboxFile", "StageResult", "StageSpec", "create_sandbox"]
+
+
+def create_sandbox(settings: Settings) -> Sandbox:
+    if settings.backend == "native":
+        from execbox.sandbox.native import NativeSandbox
+
+        return NativeSandbox(settings)
+    raise ValueError(f"the {settings.backend!r} backend is not available in this build")

@@ -1,0 +1,67 @@
+"""The sandbox protocol: run one stage (compile or run) of an execution in isolation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from execbox.config import Limits
+
+WORKDIR = "/box"
+
+
+class LimitHit(StrEnum):
+    TIME = "time"
+    MEMORY = "memory"
+    OUTPUT = "output"
+
+
+@dataclass(frozen=True)
+class SandboxFile:
+    path: str  # relative to the work dir, already validated
+    content: bytes
+    executable: bool = False
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    argv: list[str]
+    files: list[SandboxFile]
+    limits: Limits
+    env: dict[str, str] = field(default_factory=dict)
+    mounts: tuple[str, ...] = ()  # host directories to bind read-only at the same path
+    stdin: bytes = b""
+    # Return the work dir's files after the stage (a compile stage's artifacts).
+    collect_files: bool = False
+
+
+@dataclass
+class StageResult:
+    exit_code: int | None
+    signal: int | None
+    stdout: bytes
+    stderr: bytes
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    wall_time_ms: float = 0.0
+    cpu_time_ms: float = 0.0
+    memory_bytes: int = 0
+    limit: LimitHit | None = None
+    # Set when the sandbox itself failed (not the program): the message for the operator log.
+    internal_error: str | None = None
+    files: list[SandboxFile] = field(default_factory=list)
+
+
+class Sandbox(Protocol):
+    name: str
+
+    async def start(self) -> None:
+        """Prepare the backend (clean what a dead server left, check the host)."""
+
+    async def close(self) -> None:
+        """Kill whatever still runs and release every resource."""
+
+    async def run(self, spec: StageSpec) -> StageResult:
+        """Run one stage in a fresh sandbox that is destroyed before this returns."""
+        ...

@@ -1,0 +1,350 @@
+"""One cgroup per sandbox stage, on cgroup v1 or v2 (detected at start).
+
+The cgroup holds every process of a stage: it limits memory (no swap) and processes, measures
+CPU time and peak memory, tells whether the OOM killer fired, and kills the whole stage at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+V1_CONTROLLERS = ("memory", "pids", "cpuacct", "cpu", "freezer")
+V2_CONTROLLERS = ("memory", "pids", "cpu")
+REMOVE_ATTEMPTS = 200
+
+
+class CgroupError(Exception):
+    pass
+
+
+def _write(path: Path, value: str) -> None:
+    with open(path, "w") as f:
+        f.write(value)
+
+
+def _read(path: Path) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def _keyed(text: str) -> dict[str, int]:
+    values = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
+            values[parts[0]] = int(parts[1])
+    return values
+
+
+def _own_cgroups() -> dict[str, str]:
+    """This process's cgroup path per v1 controller, and under key '' for v2."""
+    paths = {}
+    for line in _read(Path("/proc/self/cgroup")).splitlines():
+        _, controllers, path = line.split(":", 2)
+        for controller in controllers.split(",") if controllers else [""]:
+            paths[controller] = path
+    return paths
+
+
+@dataclass
+class StageCgroup:
+    """The cgroup of one stage."""
+
+    driver: CgroupDriver
+    name: str
+
+    def add(self, pid: int) -> None:
+        self.driver.add(self.name, pid)
+
+    def cpu_time_ns(self) -> int:
+        return self.driver.cpu_time_ns(self.name)
+
+    def memory_peak(self) -> int:
+        return self.driver.memory_peak(self.name)
+
+    def oom_killed(self) -> bool:
+        return self.driver.oom_killed(self.name)
+
+    def kill(self) -> None:
+        self.driver.kill(self.name)
+
+    def remove(self) -> None:
+        self.driver.remove(self.name)
+
+
+class CgroupDriver:
+    version: int
+
+    def __init__(self, group: str) -> None:
+        self.group = group  # this server's own directory, below which stage cgroups live
+
+    def create(self, name: str, memory_bytes: int, pids: int, cpus: float) -> StageCgroup:
+        raise NotImplementedError
+
+    def add(self, name: str, pid: int) -> None:
+        raise NotImplementedError
+
+    def cpu_time_ns(self, name: str) -> int:
+        raise NotImplementedError
+
+    def memory_peak(self, name: str) -> int:
+        raise NotImplementedError
+
+    def oom_killed(self, name: str) -> bool:
+        raise NotImplementedError
+
+    def procs(self, name: str) -> list[int]:
+        raise NotImplementedError
+
+    def kill(self, name: str) -> None:
+        raise NotImplementedError
+
+    def dirs(self, name: str) -> list[Path]:
+        raise NotImplementedError
+
+    def server_dirs(self) -> list[Path]:
+        """Every server directory (this one's and dead servers'): the parents of ``group``."""
+        raise NotImplementedError
+
+    def remove(self, name: str) -> None:
+        """Kill what is left and remove the stage's cgroup directories."""
+        self.kill(name)
+        for directory in self.dirs(name):
+            _rmdir_when_empty(directory)
+
+    def remove_server(self, server: str) -> None:
+        """Remove every stage cgroup a (dead) server left, then its own directories."""
+        for parent in self.server_dirs():
+            base = parent / server
+            if not base.is_dir():
+                continue
+            for stage in [p for p in base.iterdir() if p.is_dir()]:
+                _kill_pids(_pids_of(stage))
+                _rmdir_when_empty(stage)
+            _rmdir_when_empty(base)
+
+    def servers(self) -> set[str]:
+        names: set[str] = set()
+        for parent in self.server_dirs():
+            if parent.is_dir():
+                names.update(p.name for p in parent.iterdir() if p.is_dir())
+        return names
+
+
+def _pids_of(directory: Path) -> list[int]:
+    try:
+        return [int(p) for p in _read(directory / "cgroup.procs").split()]
+    except FileNotFoundError:
+        return []
+
+
+def _kill_pids(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _rmdir_when_empty(directory: Path) -> None:
+    """A cgroup can be removed once its last process is reaped, which takes a moment."""
+    for attempt in range(REMOVE_ATTEMPTS):
+        try:
+            directory.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            _kill_pids(_pids_of(directory))
+            time.sleep(0.001 if attempt < 20 else 0.01)
+    raise CgroupError(f"cannot remove cgroup {directory}")
+
+
+class CgroupV1(CgroupDriver):
+    version = 1
+
+    def __init__(self, group: str, mounts: dict[str, Path]) -> None:
+        super().__init__(group)
+        self.mounts = mounts
+
+    def _dir(self, controller: str, name: str) -> Path:
+        return self.mounts[controller] / "execbox" / self.group / name
+
+    def dirs(self, name: str) -> list[Path]:
+        return [self._dir(c, name) for c in self.mounts]
+
+    def server_dirs(self) -> list[Path]:
+        return [mount / "execbox" for mount in self.mounts.values()]
+
+    def create(self, name: str, memory_bytes: int, pids: int, cpus: float) -> StageCgroup:
+        for directory in self.dirs(name):
+            directory.mkdir(parents=True)
+        memory = self._dir("memory", name)
+        _write(memory / "memory.limit_in_bytes", str(memory_bytes))
+        if (memory / "memory.memsw.limit_in_bytes").exists():
+            _write(memory / "memory.memsw.limit_in_bytes", str(memory_bytes))
+        with contextlib.suppress(OSError):
+            _write(memory / "memory.swappiness", "0")
+        _write(self._dir("pids", name) / "pids.max", str(pids))
+        if cpus > 0 and "cpu" in self.mounts:
+            period = 100_000
+            _write(self._dir("cpu", name) / "cpu.cfs_period_us", str(period))
+            _write(self._dir("cpu", name) / "cpu.cfs_quota_us", str(int(cpus * period)))
+        return StageCgroup(self, name)
+
+    def add(self, name: str, pid: int) -> None:
+        for directory in self.dirs(name):
+            _write(directory / "cgroup.procs", str(pid))
+
+    def cpu_time_ns(self, name: str) -> int:
+        return int(_read(self._dir("cpuacct", name) / "cpuacct.usage"))
+
+    def memory_peak(self, name: str) -> int:
+        return int(_read(self._dir("memory", name) / "memory.max_usage_in_bytes"))
+
+    def oom_killed(self, name: str) -> bool:
+        memory = self._dir("memory", name)
+        control = _keyed(_read(memory / "memory.oom_control"))
+        if "oom_kill" in control:
+            return control["oom_kill"] > 0
+        return int(_read(memory / "memory.failcnt")) > 0
+
+    def procs(self, name: str) -> list[int]:
+        return _pids_of(self._dir("pids", name))
+
+    def kill(self, name: str) -> None:
+        # Freeze first so that nothing can fork between reading the list and the kills.
+        if not self.procs(name):
+            return
+        freezer = self._dir("freezer", name) if "freezer" in self.mounts else None
+        if freezer is None:
+            for _ in range(100):
+                pids = self.procs(name)
+                if not pids:
+                    return
+                _kill_pids(pids)
+            return
+        try:
+            _write(freezer / "freezer.state", "FROZEN")
+            for _ in range(1000):
+                if _read(freezer / "freezer.state").strip() == "FROZEN":
+                    break
+                time.sleep(0.0005)
+            _kill_pids(_pids_of(freezer))
+        except FileNotFoundError:
+            return
+        finally:
+            with contextlib.suppress(OSError):
+                _write(freezer / "freezer.state", "THAWED")
+
+
+class CgroupV2(CgroupDriver):
+    version = 2
+
+    def __init__(self, group: str, base: Path) -> None:
+        super().__init__(group)
+        self.base = base  # a delegated directory with memory, pids and cpu enabled for children
+
+    def _dir(self, name: str) -> Path:
+        return self.base / self.group / name
+
+    def dirs(self, name: str) -> list[Path]:
+        return [self._dir(name)]
+
+    def server_dirs(self) -> list[Path]:
+        return [self.base]
+
+    def create(self, name: str, memory_bytes: int, pids: int, cpus: float) -> StageCgroup:
+        server = self.base / self.group
+        if not server.exists():
+            server.mkdir()
+            _write(server / "cgroup.subtree_control", " ".join("+" + c for c in V2_CONTROLLERS))
+        directory = self._dir(name)
+        directory.mkdir()
+        _write(directory / "memory.max", str(memory_bytes))
+        with contextlib.suppress(OSError):
+            _write(directory / "memory.swap.max", "0")
+        with contextlib.suppress(OSError):
+            _write(directory / "memory.oom.group", "1")
+        _write(directory / "pids.max", str(pids))
+        if cpus > 0:
+            period = 100_000
+            _write(directory / "cpu.max", f"{int(cpus * period)} {period}")
+        return StageCgroup(self, name)
+
+    def add(self, name: str, pid: int) -> None:
+        _write(self._dir(name) / "cgroup.procs", str(pid))
+
+    def cpu_time_ns(self, name: str) -> int:
+        return _keyed(_read(self._dir(name) / "cpu.stat"))["usage_usec"] * 1000
+
+    def memory_peak(self, name: str) -> int:
+        peak = self._dir(name) / "memory.peak"
+        if peak.exists():
+            return int(_read(peak))
+        return int(_read(self._dir(name) / "memory.current"))
+
+    def oom_killed(self, name: str) -> bool:
+        events = _keyed(_read(self._dir(name) / "memory.events"))
+        return events.get("oom_kill", 0) > 0 or events.get("oom_group_kill", 0) > 0
+
+    def procs(self, name: str) -> list[int]:
+        return _pids_of(self._dir(name))
+
+    def kill(self, name: str) -> None:
+        directory = self._dir(name)
+        try:
+            _write(directory / "cgroup.kill", "1")
+        except FileNotFoundError:
+            return
+        except OSError:
+            _kill_pids(self.procs(name))
+
+
+def _v2_base() -> Path | None:
+    """A v2 directory where this server may create stage cgroups with every controller."""
+    mount = CGROUP_ROOT if (CGROUP_ROOT / "cgroup.controllers").exists() else None
+    if mount is None and (CGROUP_ROOT / "unified" / "cgroup.controllers").exists():
+        mount = CGROUP_ROOT / "unified"
+    if mount is None:
+        return None
+    available = set(_read(mount / "cgroup.controllers").split())
+    if not set(V2_CONTROLLERS) <= available:
+        return None
+    own = mount / _own_cgroups().get("", "/").lstrip("/")
+    # "No internal processes": move this server into a leaf of its own cgroup, then let the
+    # sandboxes' parent enable the controllers for its children.
+    if own != mount:
+        leaf = own / "execbox-server"
+        leaf.mkdir(exist_ok=True)
+        _write(leaf / "cgroup.procs", str(os.getpid()))
+    _write(own / "cgroup.subtree_control", " ".join("+" + c for c in V2_CONTROLLERS))
+    base = own / "execbox"
+    base.mkdir(exist_ok=True)
+    _write(base / "cgroup.subtree_control", " ".join("+" + c for c in V2_CONTROLLERS))
+    return base
+
+
+def _v1_mounts() -> dict[str, Path] | None:
+    mounts = {c: CGROUP_ROOT / c for c in V1_CONTROLLERS if (CGROUP_ROOT / c / "tasks").exists()}
+    if not {"memory", "pids", "cpuacct"} <= mounts.keys():
+        return None
+    return mounts
+
+
+def detect(group: str) -> CgroupDriver:
+    """Pick the cgroup version that offers memory, pids and CPU accounting on this host."""
+    mounts = _v1_mounts()
+    if mounts is not None:
+        return CgroupV1(group, mounts)
+    base = _v2_base()
+    if base is not None:
+        return CgroupV2(group, base)
+    raise CgroupError(
+        "no usable cgroup hierarchy: need memory, pids and cpu accounting (v1 or v2) "
+        "and permission to create cgroups (run as root)"
+    )

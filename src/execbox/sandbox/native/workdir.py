@@ -1,0 +1,157 @@
+"""A stage's work directory: a fresh, size-limited tmpfs on the host, bound into the sandbox.
+
+The host writes the program's files before the sandbox starts and reads artifacts after every
+sandboxed process is dead. It never follows a symlink and never opens anything but a regular
+file (so a FIFO the program left cannot block it), and unmounting removes everything at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import stat
+from pathlib import Path
+
+from execbox.sandbox.base import SandboxFile
+
+MNT_DETACH = 2
+MAX_COLLECT_FILES = 4096
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def mount_tmpfs(path: Path, size_bytes: int, uid: int) -> None:
+    options = f"size={size_bytes},mode=0700,uid={uid},gid={uid},nr_inodes=16384"
+    # MS_NOSUID | MS_NODEV; not MS_NOEXEC: compiled programs run from here.
+    flags = 0x2 | 0x4
+    _check(
+        _libc.mount(b"execbox", str(path).encode(), b"tmpfs", flags, options.encode()),
+        f"mount tmpfs on {path}",
+    )
+
+
+def unmount(path: Path) -> None:
+    _check(_libc.umount2(str(path).encode(), MNT_DETACH), f"unmount {path}")
+
+
+def bind_readonly(source: str, target: Path) -> None:
+    """Bind a host directory read-only at target (MS_BIND, then a read-only remount)."""
+    ms_rdonly, ms_remount, ms_bind, ms_nosuid, ms_nodev = 0x1, 0x20, 0x1000, 0x2, 0x4
+    _check(_libc.mount(source.encode(), str(target).encode(), None, ms_bind, None), "bind")
+    flags = ms_remount | ms_bind | ms_rdonly | ms_nosuid | ms_nodev
+    _check(_libc.mount(None, str(target).encode(), None, flags, None), "read-only remount")
+
+
+def mounts_under(prefix: Path) -> list[Path]:
+    """Mount points at or below prefix, deepest first (so they can be unmounted in order)."""
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = line.split()[4].encode().decode("unicode_escape")
+            if point == str(prefix) or point.startswith(str(prefix) + "/"):
+                found.append(Path(point))
+    return sorted(found, key=lambda p: len(p.parts), reverse=True)
+
+
+def unmount_all_under(prefix: Path) -> bool:
+    """Unmount everything below prefix; True when nothing is mounted there any more."""
+    for point in mounts_under(prefix):
+        with contextlib.suppress(OSError):
+            unmount(point)
+    return not mounts_under(prefix)
+
+
+def write_files(root: Path, files: list[SandboxFile], uid: int) -> None:
+    """Write the files into a fresh work dir; paths were validated by the engine."""
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        for item in files:
+            parts = Path(item.path).parts
+            dir_fd = os.dup(root_fd)
+            try:
+                for part in parts[:-1]:
+                    try:
+                        os.mkdir(part, 0o755, dir_fd=dir_fd)
+                        os.chown(part, uid, uid, dir_fd=dir_fd, follow_symlinks=False)
+                    except FileExistsError:
+                        pass
+                    next_fd = os.open(
+                        part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd
+                    )
+                    os.close(dir_fd)
+                    dir_fd = next_fd
+                mode = 0o755 if item.executable else 0o644
+                fd = os.open(
+                    parts[-1],
+                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                    mode,
+                    dir_fd=dir_fd,
+                )
+                try:
+                    view = memoryview(item.content)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                    os.fchown(fd, uid, uid)
+                    os.fchmod(fd, mode)
+                finally:
+                    os.close(fd)
+            finally:
+                os.close(dir_fd)
+    finally:
+        os.close(root_fd)
+
+
+def collect_files(root: Path, max_bytes: int) -> list[SandboxFile]:
+    """Regular files below root, read without following links; others are skipped."""
+    collected: list[SandboxFile] = []
+    budget = max_bytes
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    stack: list[tuple[int, str]] = [(root_fd, "")]
+    try:
+        while stack:
+            dir_fd, prefix = stack.pop()
+            try:
+                with os.scandir(dir_fd) as entries:
+                    names = [(e.name, e.stat(follow_symlinks=False)) for e in entries]
+                for name, info in names:
+                    relative = f"{prefix}{name}"
+                    if stat.S_ISDIR(info.st_mode):
+                        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+                        stack.append((os.open(name, flags, dir_fd=dir_fd), relative + "/"))
+                    elif stat.S_ISREG(info.st_mode) and len(collected) < MAX_COLLECT_FILES:
+                        content = _read_regular(dir_fd, name, budget)
+                        if content is None:
+                            continue
+                        budget -= len(content)
+                        executable = bool(info.st_mode & stat.S_IXUSR)
+                        collected.append(SandboxFile(relative, content, executable))
+            finally:
+                os.close(dir_fd)
+    finally:
+        for fd, _ in stack:
+            os.close(fd)
+    return collected
+
+
+def _read_regular(dir_fd: int, name: str, budget: int) -> bytes | None:
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > budget:
+            return None
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
