@@ -1,0 +1,52 @@
+"""The FastAPI application: wiring of engine, scheduler and routes, and their lifetime."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from execbox import __version__
+from execbox.api import errors
+from execbox.api.middleware import BodyLimit, JSONBodies
+from execbox.api.routes import router
+from execbox.config import Settings, get_settings
+from execbox.engine import Engine
+from execbox.scheduler import Scheduler
+
+log = logging.getLogger("execbox")
+
+SHUTDOWN_GRACE_S = 30.0
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.engine = await Engine.start(settings)
+        app.state.scheduler = Scheduler(
+            settings.max_concurrency, settings.queue_size, settings.queue_timeout_s
+        )
+        try:
+            yield
+        finally:
+            finished = await app.state.scheduler.drain(SHUTDOWN_GRACE_S)
+            if not finished:
+                log.warning("shutting down with work still running; killing it")
+            await app.state.engine.close()
+
+    app = FastAPI(
+        title="execbox",
+        version=__version__,
+        description="Run untrusted code snippets in a sandbox and get their output.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    errors.install(app)
+    app.include_router(router)
+    app.add_middleware(JSONBodies)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    return app

@@ -1,0 +1,191 @@
+"""Request and response bodies of the HTTP API (pydantic at the edge)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from execbox.engine import (
+    ExecutionRequest,
+    ExecutionResult,
+    InvalidRequest,
+    LimitRequest,
+    SourceFile,
+    StageReport,
+)
+
+
+class LimitsModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    wall_time_ms: int | None = Field(None, description="Wall-clock time limit, ms")
+    cpu_time_ms: int | None = Field(None, description="CPU time of all processes, ms")
+    memory_mb: int | None = Field(None, description="Memory of all processes, MiB (no swap)")
+    processes: int | None = Field(None, description="Processes and threads at once")
+    output_bytes: int | None = Field(None, description="Bytes kept per stream (stdout, stderr)")
+    file_size_mb: int | None = Field(None, description="Largest file the program may write, MiB")
+
+    def to_request(self) -> LimitRequest:
+        return LimitRequest(**self.model_dump())
+
+
+class FileModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, description="Relative path; the first file is the entry point")
+    content: str
+    encoding: Literal["utf8", "base64"] = "utf8"
+
+    def to_source(self) -> SourceFile:
+        if self.encoding == "base64":
+            try:
+                content = base64.b64decode(self.content, validate=True)
+            except (binascii.Error, ValueError):
+                raise InvalidRequest(f"file {self.name or '(entry)'} is not valid base64") from None
+        else:
+            content = self.content.encode("utf-8", errors="surrogatepass")
+        return SourceFile(self.name or "", content)
+
+
+class ExecuteRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"language": "python", "code": "print(input()[::-1])", "stdin": "olleh"}]
+        },
+    )
+
+    language: str = Field(description="Language name or alias: python, py, js, go, c++ ...")
+    version: str = Field("*", description="'*', an exact version, or a prefix such as '3.11'")
+    code: str | None = Field(None, description="The program, when it fits in one file")
+    files: list[FileModel] | None = Field(None, description="The program's files instead of code")
+    stdin: str = ""
+    args: list[str] = Field(default_factory=list)
+    limits: LimitsModel | None = None
+    compile_limits: LimitsModel | None = None
+    output_encoding: Literal["utf8", "base64"] = "utf8"
+
+    @model_validator(mode="after")
+    def _code_or_files(self) -> ExecuteRequest:
+        if (self.code is None) == (not self.files):
+            raise ValueError("send either `code` or a non-empty `files` list (not both)")
+        return self
+
+    @field_validator("args")
+    @classmethod
+    def _no_nul(cls, args: list[str]) -> list[str]:
+        if any("\x00" in arg for arg in args):
+            raise ValueError("arguments cannot contain NUL bytes")
+        return args
+
+    def to_request(self) -> ExecutionRequest:
+        if self.code is not None:
+            files = [SourceFile("", self.code.encode("utf-8", errors="surrogatepass"))]
+        else:
+            files = [f.to_source() for f in self.files or []]
+        return ExecutionRequest(
+            language=self.language,
+            files=files,
+            version=self.version,
+            stdin=self.stdin.encode("utf-8", errors="surrogatepass"),
+            args=list(self.args),
+            limits=(self.limits or LimitsModel()).to_request(),
+            compile_limits=(self.compile_limits or LimitsModel()).to_request(),
+        )
+
+
+Status = Literal[
+    "ok",
+    "runtime_error",
+    "time_limit",
+    "memory_limit",
+    "output_limit",
+    "compile_error",
+    "internal_error",
+]
+
+
+def encode_output(data: bytes, encoding: str) -> str:
+    if encoding == "base64":
+        return base64.b64encode(data).decode()
+    return data.decode("utf-8", errors="replace")
+
+
+class StageModel(BaseModel):
+    status: Status
+    exit_code: int | None
+    signal: str | None
+    stdout: str
+    stderr: str
+    stdout_truncated: bool
+    stderr_truncated: bool
+    encoding: Literal["utf8", "base64"]
+    wall_time_ms: float
+    cpu_time_ms: float
+    memory_bytes: int
+    message: str | None = None
+
+    @classmethod
+    def of(cls, report: StageReport, encoding: str) -> StageModel:
+        return cls(
+            status=report.status.value,
+            exit_code=report.exit_code,
+            signal=report.signal,
+            stdout=encode_output(report.stdout, encoding),
+            stderr=encode_output(report.stderr, encoding),
+            stdout_truncated=report.stdout_truncated,
+            stderr_truncated=report.stderr_truncated,
+            encoding=encoding,
+            wall_time_ms=report.wall_time_ms,
+            cpu_time_ms=report.cpu_time_ms,
+            memory_bytes=report.memory_bytes,
+            message=report.message,
+        )
+
+
+class ExecuteResponse(BaseModel):
+    language: str
+    version: str
+    status: Status
+    compile: StageModel | None
+    run: StageModel | None
+
+    @classmethod
+    def of(cls, result: ExecutionResult, encoding: str) -> ExecuteResponse:
+        return cls(
+            language=result.language,
+            version=result.version,
+            status=result.status.value,
+            compile=StageModel.of(result.compile, encoding) if result.compile else None,
+            run=StageModel.of(result.run, encoding) if result.run else None,
+        )
+
+
+class LanguageModel(BaseModel):
+    language: str
+    version: str
+    aliases: list[str]
+    compiled: bool
+    available: bool
+    reason: str | None = None
+
+
+class ErrorModel(BaseModel):
+    error: str = Field(description="A stable code: invalid_request, unknown_language, ...")
+    message: str = Field(description="What is wrong, in words")
+
+
+class OriginalRequest(BaseModel):
+    """The body the original service took on POST /."""
+
+    lang: str
+    code: str
+
+
+class OriginalResponse(BaseModel):
+    output: str = Field(description="stdout then stderr, surrounding whitespace trimmed")
+    error: bool
+    status: Status | None = None

@@ -1,0 +1,151 @@
+"""Command line: serve the API, run a file through the sandbox, list languages."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path, PurePosixPath
+
+from execbox.config import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {
+        key: value
+        for key, value in (
+            ("host", getattr(args, "host", None)),
+            ("port", getattr(args, "port", None)),
+            ("backend", getattr(args, "backend", None)),
+        )
+        if value is not None
+    }
+    return Settings(**overrides)
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from execbox.api import create_app
+
+    settings = _settings(args)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=35,
+    )
+    return 0
+
+
+async def _with_engine(settings: Settings, work):
+    from execbox.engine import Engine
+
+    engine = await Engine.start(settings)
+    try:
+        return await work(engine)
+    finally:
+        await engine.close()
+
+
+def _language_for(path: Path) -> str | None:
+    from execbox.languages import load_languages
+
+    suffix = path.suffix
+    for language in load_languages().values():
+        if PurePosixPath(language.entry).suffix == suffix:
+            return language.name
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    from execbox.api.models import ExecuteResponse
+    from execbox.engine import ExecutionError, ExecutionRequest, SourceFile
+
+    path = Path(args.file)
+    language = args.language or _language_for(path)
+    if language is None:
+        print(f"execbox: cannot tell the language of {path}; use --language", file=sys.stderr)
+        return 2
+    stdin = args.stdin.encode() if args.stdin is not None else b""
+    if args.stdin_file:
+        stdin = Path(args.stdin_file).read_bytes()
+    request = ExecutionRequest(
+        language=language,
+        files=[SourceFile(path.name if args.keep_name else "", path.read_bytes())],
+        stdin=stdin,
+        args=args.args,
+    )
+
+    async def work(engine):
+        return await engine.execute(engine.prepare(request))
+
+    try:
+        result = asyncio.run(_with_engine(_settings(args), work))
+    except ExecutionError as err:
+        print(f"execbox: {err.message}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(ExecuteResponse.of(result, "utf8").model_dump_json(indent=2))
+        return 0 if result.status.value == "ok" else 1
+    stage = result.run or result.compile
+    if stage is not None:
+        sys.stdout.buffer.write(stage.stdout)
+        sys.stdout.flush()
+        sys.stderr.buffer.write(stage.stderr)
+    note = stage.message if stage and stage.message else ""
+    print(f"[{result.language} {result.version}: {result.status.value}] {note}", file=sys.stderr)
+    if result.run is not None and result.run.exit_code is not None:
+        return result.run.exit_code
+    return 0 if result.status.value == "ok" else 1
+
+
+def languages(args: argparse.Namespace) -> int:
+    async def work(engine):
+        return list(engine.catalog.runtimes.values())
+
+    for runtime in asyncio.run(_with_engine(_settings(args), work)):
+        state = "ok" if runtime.available else f"unavailable: {runtime.unavailable_reason}"
+        aliases = ", ".join(runtime.language.aliases)
+        print(f"{runtime.language.name:<12} {runtime.version:<10} {state}  ({aliases})")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="execbox", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("serve", help="serve the HTTP API")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--backend", choices=["native", "docker"])
+    p.set_defaults(func=serve)
+
+    p = commands.add_parser("run", help="run a file through the sandbox and print its output")
+    p.add_argument("file")
+    p.add_argument("args", nargs="*", help="arguments for the program")
+    p.add_argument("--language", "-l")
+    p.add_argument("--stdin", help="text for the program's standard input")
+    p.add_argument("--stdin-file", help="a file for the program's standard input")
+    p.add_argument("--keep-name", action="store_true", help="keep the file's own name")
+    p.add_argument("--json", action="store_true", help="print the API's JSON response")
+    p.add_argument("--backend", choices=["native", "docker"])
+    p.set_defaults(func=run)
+
+    p = commands.add_parser("languages", help="list the languages and whether they run here")
+    p.add_argument("--backend", choices=["native", "docker"])
+    p.set_defaults(func=languages)
+    return root
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    if os.environ.get("EXECBOX_DEBUG"):
+        logging.basicConfig(level=logging.DEBUG)
+    sys.exit(args.func(args))

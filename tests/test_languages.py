@@ -1,0 +1,232 @@
+"""Every language: hello world, stdin, args, errors with their messages, exact bytes."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+HELLO = {
+    "python": 'print("Hello world!")',
+    "bash": 'echo "Hello world!"',
+    "javascript": 'console.log("Hello world!")',
+    "go": 'package main\nimport "fmt"\nfunc main() { fmt.Println("Hello world!") }\n',
+    "java": "public class Main { public static void main(String[] a) {\n"
+    '  System.out.println("Hello world!"); } }\n',
+    "rust": 'fn main() { println!("Hello world!"); }\n',
+    "c++": '#include <iostream>\nint main() { std::cout << "Hello world!" << std::endl; }\n',
+    "c": '#include <stdio.h>\nint main(void) { puts("Hello world!"); return 0; }\n',
+}
+
+# Read one line of stdin and print it reversed, then the arguments, one per line.
+ECHO = {
+    "python": "import sys\nprint(input()[::-1])\nfor a in sys.argv[1:]: print(a)\n",
+    "bash": 'read -r line\nr=""\nfor ((i=${#line}-1; i>=0; i--)); do r+="${line:i:1}"; done\n'
+    'echo "$r"\nfor a in "$@"; do echo "$a"; done\n',
+    "javascript": "const l = require('fs').readFileSync(0, 'utf8').split('\\n')[0];\n"
+    "console.log([...l].reverse().join(''));\nprocess.argv.slice(2).forEach(a => console.log(a));\n",
+    "go": 'package main\nimport ("bufio"; "fmt"; "os")\nfunc main() {\n'
+    " s, _ := bufio.NewReader(os.Stdin).ReadString('\\n')\n r := []rune(s[:len(s)-1])\n"
+    " for i, j := 0, len(r)-1; i < j; i, j = i+1, j-1 { r[i], r[j] = r[j], r[i] }\n"
+    " fmt.Println(string(r))\n for _, a := range os.Args[1:] { fmt.Println(a) }\n}\n",
+    "java": "import java.util.*;\npublic class Main { public static void main(String[] a) {\n"
+    " String l = new Scanner(System.in).nextLine();\n"
+    " System.out.println(new StringBuilder(l).reverse());\n"
+    " for (String s : a) System.out.println(s); } }\n",
+    "rust": "use std::io::BufRead;\nfn main() {\n"
+    " let l = std::io::stdin().lock().lines().next().unwrap().unwrap();\n"
+    ' println!("{}", l.chars().rev().collect::<String>());\n'
+    ' for a in std::env::args().skip(1) { println!("{}", a); }\n}\n',
+    "c++": "#include <bits/stdc++.h>\nint main(int n, char** v) { std::string l;\n"
+    " std::getline(std::cin, l); std::reverse(l.begin(), l.end());\n"
+    " std::cout << l << '\\n'; for (int i = 1; i < n; i++) std::cout << v[i] << '\\n'; }\n",
+    "c": "#include <stdio.h>\n#include <string.h>\nint main(int n, char** v) { char l[100];\n"
+    ' fgets(l, sizeof l, stdin); l[strcspn(l, "\\n")] = 0;\n'
+    " for (int i = strlen(l) - 1; i >= 0; i--) putchar(l[i]); putchar('\\n');\n"
+    " for (int i = 1; i < n; i++) puts(v[i]); }\n",
+}
+
+# A runtime error, and the text the message must contain.
+CRASH = {
+    "python": ("x = 1\nraise ValueError('boom')\n", "ValueError: boom"),
+    "bash": ("echo out\necho boom >&2\nexit 3\n", "boom"),
+    "javascript": ("throw new Error('boom')\n", "Error: boom"),
+    "go": ('package main\nfunc main() { panic("boom") }\n', "panic: boom"),
+    "java": (
+        "public class Main { public static void main(String[] a) {\n"
+        ' throw new RuntimeException("boom"); } }\n',
+        "RuntimeException: boom",
+    ),
+    "rust": ('fn main() { panic!("boom"); }\n', "boom"),
+    "c++": ('#include <stdexcept>\nint main() { throw std::runtime_error("boom"); }\n', "boom"),
+    "c": ('#include <stdio.h>\nint main(void) { fprintf(stderr, "boom\\n"); return 3; }\n', "boom"),
+}
+
+# A compile error on line 2, and what the compiler's message must contain.
+COMPILE_ERROR = {
+    "go": ("package main\nfunc main() { undefined_thing() }\n", "main.go:2"),
+    "java": (
+        'public class Main {\n public static void main(String[] a) { int x = "s"; } }\n',
+        "Main.java:2",
+    ),
+    "rust": ('fn main() {\n let x: i32 = "s"; }\n', "main.rs:2"),
+    "c++": ("int main() {\n return undefined_thing; }\n", "main.cpp:2"),
+    "c": ("int main(void) {\n return undefined_thing; }\n", "main.c:2"),
+}
+
+LANGUAGES = list(HELLO)
+
+
+def test_every_language_is_listed_and_available(client):
+    listed = {item["language"]: item for item in client.get("/api/v1/languages").json()}
+    assert set(LANGUAGES) <= set(listed)
+    for name in LANGUAGES:
+        assert listed[name]["available"], listed[name]
+        assert listed[name]["version"][0].isdigit()
+    assert listed["python"]["compiled"] is False
+    assert listed["rust"]["compiled"] is True
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_hello_world(run, language):
+    body = run(language, HELLO[language])
+    assert body["status"] == "ok", body
+    assert body["run"]["stdout"] == "Hello world!\n"
+    assert body["run"]["exit_code"] == 0
+    assert body["run"]["wall_time_ms"] > 0
+    assert body["run"]["memory_bytes"] > 0
+    assert (body["compile"] is not None) == (language in COMPILE_ERROR)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_stdin_and_args(run, language):
+    body = run(language, ECHO[language], stdin="hello world\n", args=["one", "two words", "-x"])
+    assert body["status"] == "ok", body
+    assert body["run"]["stdout"] == "dlrow olleh\none\ntwo words\n-x\n"
+
+
+def test_unicode_stdin_round_trips(run):
+    body = run("python", "import sys; sys.stdout.write(sys.stdin.read())", stdin="héllo wörld ✓\n")
+    assert body["run"]["stdout"] == "héllo wörld ✓\n"
+
+
+def test_large_stdin_echoed_without_deadlock(run):
+    data = "x" * 2_000_000
+    code = "import sys; sys.stdout.write(sys.stdin.read())"
+    body = run("python", code, stdin=data, limits={"output_bytes": 4_000_000})
+    assert body["status"] == "ok"
+    assert body["run"]["stdout"] == data
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_runtime_error_reports_message(run, language):
+    code, expected = CRASH[language]
+    body = run(language, code)
+    assert body["status"] == "runtime_error", body
+    assert body["run"]["exit_code"] != 0 or body["run"]["signal"] is not None
+    assert expected in body["run"]["stderr"]
+
+
+@pytest.mark.parametrize("language", list(COMPILE_ERROR))
+def test_compile_error_has_line_number(run, language):
+    code, expected = COMPILE_ERROR[language]
+    body = run(language, code)
+    assert body["status"] == "compile_error", body
+    assert body["run"] is None
+    compile_ = body["compile"]
+    assert compile_["status"] == "compile_error"
+    assert expected in compile_["stdout"] + compile_["stderr"]
+
+
+def test_python_syntax_error_is_a_runtime_error_with_line(run):
+    body = run("python", "x = 1\ndef f(:\n")
+    assert body["status"] == "runtime_error"
+    assert "line 2" in body["run"]["stderr"] and "SyntaxError" in body["run"]["stderr"]
+
+
+def test_output_is_byte_exact(run):
+    body = run("python", "import sys; sys.stdout.write('  a\\r\\n\\tb  ')")
+    assert body["run"]["stdout"] == "  a\r\n\tb  "
+
+
+def test_binary_output_in_base64(run):
+    code = "import sys; sys.stdout.buffer.write(bytes(range(256)))"
+    body = run("python", code, output_encoding="base64")
+    assert body["run"]["encoding"] == "base64"
+    assert base64.b64decode(body["run"]["stdout"]) == bytes(range(256))
+
+
+def test_invalid_utf8_is_replaced_not_an_error(run):
+    body = run("python", "import sys; sys.stdout.buffer.write(b'ok \\xff\\xfe end')")
+    assert body["status"] == "ok"
+    assert body["run"]["stdout"] == "ok \ufffd\ufffd end"
+
+
+def test_stdout_and_stderr_are_separate(run):
+    body = run("bash", "echo out; echo err >&2")
+    assert body["run"]["stdout"] == "out\n"
+    assert body["run"]["stderr"] == "err\n"
+
+
+def test_aliases(run):
+    for alias, language in [
+        ("py", "python"),
+        ("js", "javascript"),
+        ("golang", "go"),
+        ("sh", "bash"),
+        ("cpp", "c++"),
+        ("rs", "rust"),
+        ("Python3", "python"),
+    ]:
+        body = run(alias, HELLO[language])
+        assert body["language"] == language
+        assert body["run"]["stdout"] == "Hello world!\n"
+
+
+def test_multiple_files(client):
+    files = [
+        {"name": "main.py", "content": "from lib.util import greet\nprint(greet())"},
+        {"name": "lib/__init__.py", "content": ""},
+        {"name": "lib/util.py", "content": "def greet():\n    return open('data.txt').read()"},
+        {
+            "name": "data.txt",
+            "content": base64.b64encode(b"from a file").decode(),
+            "encoding": "base64",
+        },
+    ]
+    body = client.post("/api/v1/execute", json={"language": "python", "files": files}).json()
+    assert body["run"]["stdout"] == "from a file\n", body
+
+
+def test_multiple_cpp_files_compile_together(client):
+    files = [
+        {
+            "name": "main.cpp",
+            "content": '#include "add.h"\n#include <cstdio>\n'
+            'int main() { printf("%d\\n", add(2, 3)); }',
+        },
+        {"name": "add.h", "content": "int add(int a, int b);"},
+        {"name": "add.cpp", "content": "int add(int a, int b) { return a + b; }"},
+    ]
+    body = client.post("/api/v1/execute", json={"language": "c++", "files": files}).json()
+    assert body["run"]["stdout"] == "5\n", body
+
+
+def test_java_file_is_named_after_its_public_class(run):
+    code = (
+        'public class Solution { public static void main(String[] a) { System.out.println("s"); } }'
+    )
+    assert run("java", code)["run"]["stdout"] == "s\n"
+
+
+def test_version_selection(client, run):
+    version = next(
+        x["version"] for x in client.get("/api/v1/languages").json() if x["language"] == "python"
+    )
+    major_minor = ".".join(version.split(".")[:2])
+    assert run("python", "print(1)", version=major_minor)["version"] == version
+    response = client.post(
+        "/api/v1/execute", json={"language": "python", "version": "2.7", "code": "print(1)"}
+    )
+    assert response.status_code == 400
+    assert "2.7" in response.json()["message"] and version in response.json()["message"]
