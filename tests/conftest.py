@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -98,9 +99,72 @@ def run(client: httpx.Client):
     return _run
 
 
-def sandbox_processes() -> list[str]:
-    """Host processes running as a sandbox uid (61000 and up), as 'pid uid cmd' lines."""
-    out = subprocess.run(
-        ["ps", "-eo", "pid=,uid=,args="], capture_output=True, text=True, check=True
-    ).stdout
-    return [line for line in out.splitlines() if 61000 <= int(line.split()[1]) < 62000]
+def sandbox_processes(settle_s: float = 2.0) -> list[str]:
+    """Live host processes running as a sandbox uid (61000 and up), as 'pid uid stat cmd' lines.
+
+    Zombies are dead already (the host's init reaps them when their pid namespace dies), so
+    they do not count; a moment is allowed for that to happen.
+    """
+    deadline = time.monotonic() + settle_s
+    while True:
+        out = subprocess.run(
+            ["ps", "-eo", "pid=,uid=,stat=,args="], capture_output=True, text=True, check=True
+        ).stdout
+        alive = [
+            line
+            for line in out.splitlines()
+            if 61000 <= int(line.split()[1]) < 62000 and not line.split()[2].startswith("Z")
+        ]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.05)
+
+
+ISOLATION_PROBE = r"""
+import os, socket
+status = open('/proc/self/status').read()
+fields = dict(line.split(':', 1) for line in status.splitlines())
+print('uid', os.getuid())
+print('capeff', fields['CapEff'].strip())
+print('nonewprivs', fields['NoNewPrivs'].strip())
+print('seccomp', fields['Seccomp'].strip())
+print('pids', sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))
+print('ifaces', sorted(name for _, name in socket.if_nameindex()))
+"""
+
+
+@pytest.fixture(scope="session")
+def isolation_verified(client) -> None:
+    """Fails every hostile test unless the sandbox is really in place: unprivileged on the
+    host, no capabilities, seccomp on, its own pid and network namespaces."""
+    body = client.post("/api/v1/execute", json={"language": "python", "code": ISOLATION_PROBE})
+    assert body.status_code == 200, body.text
+    lines = dict(line.split(" ", 1) for line in body.json()["run"]["stdout"].splitlines())
+    host_uids = host_uids_of_a_running_program(client)
+    assert host_uids and all(uid >= 1000 for uid in host_uids), host_uids
+    assert int(lines["capeff"], 16) == 0
+    assert lines["nonewprivs"] == "1"
+    assert lines["seccomp"] == "2"
+    assert len(eval(lines["pids"])) <= 3, lines["pids"]
+    assert eval(lines["ifaces"]) == ["lo"]
+
+
+def host_uids_of_a_running_program(client) -> list[int]:
+    """Start a run that sleeps, and read its processes' uids from the host's side."""
+    marker = f"isolation-marker-{os.getpid()}"
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(
+            client.post,
+            "/api/v1/execute",
+            json={"language": "bash", "code": "sleep 3", "args": [marker]},
+        )
+        uids: list[int] = []
+        deadline = time.monotonic() + 10
+        while not uids and time.monotonic() < deadline:
+            out = subprocess.run(
+                ["ps", "-eo", "uid=,args="], capture_output=True, text=True, check=True
+            ).stdout
+            uids = [int(line.split()[0]) for line in out.splitlines() if marker in line]
+            time.sleep(0.05)
+        assert future.result().status_code == 200
+    return uids

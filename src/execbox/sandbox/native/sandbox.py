@@ -250,9 +250,10 @@ class NativeSandbox:
         with contextlib.suppress(FileNotFoundError):
             work.rmdir()
 
-    def _argv(self, spec: StageSpec, work: Path, fds: dict[str, int]) -> list[str]:
-        assert self._bwrap is not None
-        args = [self._bwrap, *self._base_args]
+    def _options(self, spec: StageSpec, work: Path, fds: dict[str, int]) -> list[str]:
+        """bwrap's options. They travel through --args FD, so that the sandbox's pid 1 shows
+        no host paths in its command line."""
+        args = list(self._base_args)
         for mount in spec.mounts:
             args += ["--ro-bind", self._toolchain_source(mount), mount]
         tmp_size = str(spec.limits.memory_mb * 1024 * 1024)
@@ -264,18 +265,24 @@ class NativeSandbox:
             args += ["--setenv", key, value]
         args += ["--seccomp", str(fds["seccomp"])]
         args += ["--info-fd", str(fds["info"]), "--block-fd", str(fds["block"])]
-        return [*args, "--", *spec.argv]
+        return args
 
     async def _execute(
         self, spec: StageSpec, uid: int, work: Path, cgroup: cgroups.StageCgroup
     ) -> StageResult:
         info_read, info_write = os.pipe()
         block_read, block_write = os.pipe()
-        seccomp_read = seccomp.filter_fd(self._seccomp)
+        seccomp_read = _pipe_with(self._seccomp)
         fds = {"info": info_write, "block": block_read, "seccomp": seccomp_read}
+        options = "\0".join(self._options(spec, work, fds)).encode() + b"\0"
+        fds["args"] = _pipe_with(options)
         try:
             process = await asyncio.create_subprocess_exec(
-                *self._argv(spec, work, fds),
+                self._bwrap,
+                "--args",
+                str(fds["args"]),
+                "--",
+                *spec.argv,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
@@ -399,6 +406,21 @@ class NativeSandbox:
             cpu_left_s = (cpu_limit_ns - used) / 1e9 / cores
             pause = min(wall_deadline - now, max(MIN_POLL_S, min(cpu_left_s, MAX_POLL_S)))
             await asyncio.sleep(pause)
+
+
+def _pipe_with(data: bytes) -> int:
+    """A pipe's read end holding data (bwrap reads its seccomp program and options to EOF).
+
+    The data must fit the pipe's buffer (64 KiB): nothing reads it before bwrap starts.
+    """
+    if len(data) > 65536:
+        raise ValueError(f"{len(data)} bytes do not fit in a pipe")
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, data)
+    finally:
+        os.close(write_end)
+    return read_end
 
 
 def _read_child_pid(fd: int) -> int | None:

@@ -8,7 +8,6 @@ ABIs (i386, x32) are killed: libseccomp's default for a filter of the native arc
 from __future__ import annotations
 
 import errno
-import os
 import tempfile
 
 import pyseccomp as seccomp
@@ -106,13 +105,3 @@ def build_filter() -> bytes:
 
 def _bits(mask: int) -> list[int]:
     return [1 << i for i in range(mask.bit_length()) if mask & (1 << i)]
-
-
-def filter_fd(program: bytes) -> int:
-    """A pipe's read end holding the program (bwrap reads it to EOF)."""
-    read_end, write_end = os.pipe()
-    try:
-        os.write(write_end, program)
-    finally:
-        os.close(write_end)
-    return read_end
