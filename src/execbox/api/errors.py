@@ -15,12 +15,6 @@ from execbox.scheduler import Refused
 log = logging.getLogger("execbox.api")
 
 
-class BodyTooLarge(Exception):
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"request body is larger than {limit} bytes")
-        self.limit = limit
-
-
 def _code(exc: Exception) -> str:
     name = type(exc).__name__
     return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
@@ -72,10 +66,6 @@ def install(app: FastAPI) -> None:
         response = error_response(request, exc.status_code, exc.reason, exc.message)
         response.headers["Retry-After"] = str(exc.retry_after_s)
         return response
-
-    @app.exception_handler(BodyTooLarge)
-    async def _too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
-        return error_response(request, 413, "body_too_large", str(exc))
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:

@@ -1,0 +1,48 @@
+# execbox: `make run` sets up a fresh Debian machine and serves on 127.0.0.1:8081;
+# `make test` sets up and runs the whole suite.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Debian packages: the sandbox (bubblewrap), tools the tests use (procps), and toolchains,
+# each installed only when its command is missing (a machine may have its own node, JDK...).
+APT_COMMANDS := bwrap:bubblewrap ps:procps go:golang-go g++:g++ gcc:gcc node:nodejs javac:default-jdk-headless rustc:rustc
+
+.PHONY: run test setup system venv lint bench clean
+
+run: setup
+	$(BIN)/execbox serve
+
+test: setup
+	$(BIN)/ruff check src tests
+	$(BIN)/pytest -q
+
+setup: system venv
+
+system:
+	@missing=""; \
+	for pair in $(APT_COMMANDS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; \
+	done; \
+	[ -e /usr/lib/x86_64-linux-gnu/libseccomp.so.2 ] || [ -n "$$(ldconfig -p 2>/dev/null | grep libseccomp.so.2)" ] || missing="$$missing libseccomp2"; \
+	$(PYTHON) -c "import ensurepip, venv" >/dev/null 2>&1 || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "execbox needs root to install:$$missing" >&2; exit 1; fi; \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing </dev/null; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+lint: venv
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info
