@@ -78,10 +78,26 @@ class Settings(BaseSettings):
     max_request_bytes: int = 10 * 1024 * 1024
     max_files: int = 64
 
-    # Admission: stages running at once, and how many requests may wait and for how long.
+    # Admission: executions running at once, and how many requests may wait and for how long.
     max_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1)
     queue_size: int = 256
     queue_timeout_s: float = 30.0
+    # Memory limits of running executions may add up to this much (MiB); 0 = half the host's.
+    memory_budget_mb: int = 0
+    # The share of the queue one caller (API key, or client address) may hold.
+    caller_queue_share: float = 0.5
+    # Comma-separated API keys (header X-API-Key); empty = the service is open.
+    api_keys: str = ""
+    # On SIGTERM: how long running and queued work may take to finish before it is killed.
+    shutdown_grace_s: float = 30.0
+
+    def api_key_set(self) -> frozenset[str]:
+        return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
+
+    def memory_budget_bytes(self) -> int:
+        if self.memory_budget_mb > 0:
+            return self.memory_budget_mb * 1024 * 1024
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
 
     def run_limits(self) -> Limits:
         return self._limits("run_")

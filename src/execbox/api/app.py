@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from execbox import __version__
 from execbox.api import errors
+from execbox.api.metrics import Metrics
 from execbox.api.middleware import BodyLimit, JSONBodies
 from execbox.api.routes import router
 from execbox.config import Settings, get_settings
@@ -17,8 +18,6 @@ from execbox.engine import Engine
 from execbox.scheduler import Scheduler
 
 log = logging.getLogger("execbox")
-
-SHUTDOWN_GRACE_S = 30.0
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -28,13 +27,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = await Engine.start(settings)
         app.state.scheduler = Scheduler(
-            settings.max_concurrency, settings.queue_size, settings.queue_timeout_s
+            settings.max_concurrency,
+            settings.queue_size,
+            settings.queue_timeout_s,
+            memory_budget=settings.memory_budget_bytes(),
+            caller_share=settings.caller_queue_share,
         )
+        app.state.metrics.bind(app.state.scheduler)
         try:
             yield
         finally:
-            finished = await app.state.scheduler.drain(SHUTDOWN_GRACE_S)
-            if not finished:
+            # `execbox serve` has already drained within the grace period (server.py); what is
+            # still running now is killed with the sandboxes.
+            if not await app.state.scheduler.drain(1.0):
                 log.warning("shutting down with work still running; killing it")
             await app.state.engine.close()
 
@@ -45,6 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.api_keys = settings.api_key_set()
+    app.state.metrics = Metrics()
     errors.install(app)
     app.include_router(router)
     app.add_middleware(JSONBodies)

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from execbox.api.routes import ClientGone
 from execbox.engine import ExecutionError, UnknownLanguage
 from execbox.scheduler import Refused
 
@@ -66,6 +67,11 @@ def install(app: FastAPI) -> None:
         response = error_response(request, exc.status_code, exc.reason, exc.message)
         response.headers["Retry-After"] = str(exc.retry_after_s)
         return response
+
+    @app.exception_handler(ClientGone)
+    async def _gone(request: Request, exc: ClientGone) -> JSONResponse:
+        # Nobody reads this: the client has left. 499 is nginx's code for it, seen in logs.
+        return error_response(request, 499, "client_closed_request", "the client disconnected")
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:

@@ -92,6 +92,12 @@ class Job:
     def language(self):
         return self.runtime.language
 
+    @property
+    def memory_bytes(self) -> int:
+        """The most memory the execution may hold at once (its stages run one after another)."""
+        stages = [self.run_limits] + ([self.compile_limits] if self.language.compiled else [])
+        return max(limits.memory_mb for limits in stages) * 1024 * 1024
+
     def _spec(self, template, files: list[SandboxFile], limits: Limits, **extra) -> StageSpec:
         names = [f.name for f in self.request.files]
         argv = self.language.command(template, names[0], names, limits.memory_mb)

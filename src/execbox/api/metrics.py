@@ -1,0 +1,48 @@
+"""Prometheus metrics of the service, in a registry of the app's own."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from execbox.scheduler import Scheduler
+
+TIME_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.queue_depth = Gauge("execbox_queue_depth", "Requests waiting for a slot", registry=r)
+        self.running = Gauge("execbox_running", "Executions running now", registry=r)
+        self.memory_reserved = Gauge(
+            "execbox_memory_reserved_bytes", "Memory limits of running executions", registry=r
+        )
+        self.memory_budget = Gauge(
+            "execbox_memory_budget_bytes", "Memory the running executions may reserve", registry=r
+        )
+        self.executions = Counter(
+            "execbox_executions", "Finished executions", ["language", "status"], registry=r
+        )
+        self.rejections = Counter(
+            "execbox_rejections", "Requests refused by admission", ["reason"], registry=r
+        )
+        self.cancellations = Counter(
+            "execbox_cancellations", "Clients that left before their result", ["stage"], registry=r
+        )
+        self.queue_wait = Histogram(
+            "execbox_queue_wait_seconds", "Time waited for a slot", buckets=TIME_BUCKETS, registry=r
+        )
+        self.execution_time = Histogram(
+            "execbox_execution_seconds",
+            "Time from slot to result",
+            ["language"],
+            buckets=TIME_BUCKETS,
+            registry=r,
+        )
+
+    def bind(self, scheduler: Scheduler) -> None:
+        self.queue_depth.set_function(lambda: scheduler.stats().queued)
+        self.running.set_function(lambda: scheduler.stats().running)
+        self.memory_reserved.set_function(lambda: scheduler.stats().memory_reserved)
+        self.memory_budget.set_function(lambda: scheduler.stats().memory_budget)

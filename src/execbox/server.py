@@ -1,0 +1,59 @@
+"""Serve the API with uvicorn, draining gracefully on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import uvicorn
+from fastapi import FastAPI
+
+from execbox.api import create_app
+from execbox.config import Settings
+
+log = logging.getLogger("execbox")
+
+
+class DrainingServer(uvicorn.Server):
+    """On the first SIGTERM or SIGINT: refuse new work (503 with Retry-After) while still
+    listening, let running and queued work finish within the grace period, then stop as
+    uvicorn does. A second signal stops at once."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI, grace_s: float) -> None:
+        super().__init__(config)
+        self.app = app
+        self.grace_s = grace_s
+        self._draining = False
+
+    def handle_exit(self, sig, frame) -> None:
+        scheduler = getattr(self.app.state, "scheduler", None)
+        if self._draining or scheduler is None:
+            super().handle_exit(sig, frame)
+            return
+        self._draining = True
+        scheduler.stop_admitting()
+        log.info("draining: refusing new work, letting the rest finish")
+        loop = asyncio.get_event_loop()
+
+        async def drain_then_exit() -> None:
+            finished = await scheduler.drain(self.grace_s)
+            if not finished:
+                log.warning("grace period over: killing the work that is left")
+            super(DrainingServer, self).handle_exit(sig, frame)
+
+        loop.call_soon_threadsafe(lambda: loop.create_task(drain_then_exit()))
+
+
+def serve(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=5,
+    )
+    DrainingServer(config, app, settings.shutdown_grace_s).run()
