@@ -102,3 +102,71 @@ def test_drain_refuses_new_work_and_waits_for_running():
         return await running, await queued, await drained
 
     assert run(main()) == ("finished", "queued too", True)
+
+
+def test_callers_are_served_in_turn():
+    async def main():
+        scheduler = Scheduler(max_concurrency=1, queue_size=20, queue_timeout_s=5)
+        gate = asyncio.Event()
+        order: list[str] = []
+        holder = asyncio.create_task(scheduler.run(gate.wait, caller="x"))
+        await asyncio.sleep(0)
+
+        async def job(name):
+            order.append(name)
+
+        tasks = [
+            asyncio.create_task(scheduler.run(lambda n=f"a{i}": job(n), caller="a"))
+            for i in range(4)
+        ]
+        await asyncio.sleep(0)
+        tasks.append(asyncio.create_task(scheduler.run(lambda: job("b0"), caller="b")))
+        await asyncio.sleep(0)
+        gate.set()
+        await asyncio.gather(holder, *tasks)
+        return order
+
+    order = run(main())
+    assert order.index("b0") <= 1, order
+
+
+def test_one_caller_may_hold_only_its_share_of_the_queue():
+    async def main():
+        scheduler = Scheduler(max_concurrency=1, queue_size=4, queue_timeout_s=5, caller_share=0.5)
+        gate = asyncio.Event()
+        holder = asyncio.create_task(scheduler.run(gate.wait, caller="a"))
+        await asyncio.sleep(0)
+        queued = [asyncio.create_task(scheduler.run(gate.wait, caller="a")) for _ in range(2)]
+        await asyncio.sleep(0)
+        with pytest.raises(QueueFull) as refused:
+            await scheduler.run(gate.wait, caller="a")
+        other = asyncio.create_task(scheduler.run(gate.wait, caller="b"))
+        await asyncio.sleep(0)
+        stats = scheduler.stats()
+        gate.set()
+        await asyncio.gather(holder, *queued, other)
+        return refused.value, stats
+
+    refused, stats = run(main())
+    assert refused.reason == "caller_queue_full"
+    assert stats.queued == 3
+
+
+def test_memory_budget_holds_back_runs_that_do_not_fit():
+    async def main():
+        scheduler = Scheduler(
+            max_concurrency=4, queue_size=10, queue_timeout_s=5, memory_budget=1000
+        )
+        gate = asyncio.Event()
+        first = asyncio.create_task(scheduler.run(gate.wait, memory=600))
+        second = asyncio.create_task(scheduler.run(gate.wait, memory=600))
+        await asyncio.sleep(0)
+        during = scheduler.stats()
+        gate.set()
+        await asyncio.gather(first, second)
+        # A run larger than the whole budget still runs, alone.
+        await scheduler.run(lambda: asyncio.sleep(0), memory=5000)
+        return during
+
+    during = run(main())
+    assert during.running == 1 and during.queued == 1 and during.memory_reserved == 600
