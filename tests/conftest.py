@@ -89,10 +89,11 @@ def client(server: Server) -> Iterator[httpx.Client]:
 def run(client: httpx.Client):
     """POST /api/v1/execute and return the JSON body, asserting a 200."""
 
-    def _run(language: str, code: str, **fields) -> dict:
-        response = client.post(
-            "/api/v1/execute", json={"language": language, "code": code, **fields}
-        )
+    def _run(language: str, code: str | None, **fields) -> dict:
+        body = {"language": language, **fields}
+        if code is not None:
+            body["code"] = code
+        response = client.post("/api/v1/execute", json=body)
         assert response.status_code == 200, response.text
         return response.json()
 

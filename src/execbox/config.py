@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     max_output_bytes: int = 16 * 1024 * 1024
     max_file_size_mb: int = 512
 
+    # Compiled artifacts (and compile errors) kept for identical sources; 0 disables the cache.
+    compile_cache_mb: int = 256
+
     max_request_bytes: int = 10 * 1024 * 1024
     max_files: int = 64
 

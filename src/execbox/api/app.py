@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             memory_budget=settings.memory_budget_bytes(),
             caller_share=settings.caller_queue_share,
         )
-        app.state.metrics.bind(app.state.scheduler)
+        app.state.metrics.bind(app.state.scheduler, app.state.engine.compile_cache)
         try:
             yield
         finally:

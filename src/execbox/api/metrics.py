@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from execbox.engine.compile_cache import CompileCache
 from execbox.scheduler import Scheduler
 
 TIME_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -41,7 +42,20 @@ class Metrics:
             registry=r,
         )
 
-    def bind(self, scheduler: Scheduler) -> None:
+        self.cache_entries = Gauge(
+            "execbox_compile_cache_entries", "Compile outcomes kept", registry=r
+        )
+        self.cache_bytes = Gauge("execbox_compile_cache_bytes", "Bytes kept", registry=r)
+        self.cache_hits = Gauge(
+            "execbox_compile_cache_hits", "Compiles answered from the cache", registry=r
+        )
+        self.cache_misses = Gauge("execbox_compile_cache_misses", "Compiles that ran", registry=r)
+
+    def bind(self, scheduler: Scheduler, cache: CompileCache) -> None:
+        self.cache_entries.set_function(lambda: len(cache))
+        self.cache_bytes.set_function(lambda: cache.bytes)
+        self.cache_hits.set_function(lambda: cache.hits)
+        self.cache_misses.set_function(lambda: cache.misses)
         self.queue_depth.set_function(lambda: scheduler.stats().queued)
         self.running.set_function(lambda: scheduler.stats().running)
         self.memory_reserved.set_function(lambda: scheduler.stats().memory_reserved)

@@ -127,6 +127,7 @@ class StageModel(BaseModel):
     cpu_time_ms: float
     memory_bytes: int
     message: str | None = None
+    cached: bool = Field(False, description="Compile stage: answered from the compile cache")
 
     @classmethod
     def of(cls, report: StageReport, encoding: str) -> StageModel:
@@ -143,6 +144,7 @@ class StageModel(BaseModel):
             cpu_time_ms=report.cpu_time_ms,
             memory_bytes=report.memory_bytes,
             message=report.message,
+            cached=report.cached,
         )
 
 

@@ -7,6 +7,7 @@ import logging
 
 from execbox.config import Settings
 from execbox.engine.catalog import Catalog
+from execbox.engine.compile_cache import CompileCache
 from execbox.engine.files import check_files
 from execbox.engine.job import Job
 from execbox.engine.model import ExecutionRequest, ExecutionResult, SourceFile
@@ -21,6 +22,7 @@ class Engine:
         self.settings = settings
         self.sandbox = sandbox
         self.catalog = catalog
+        self.compile_cache = CompileCache(settings.compile_cache_mb * 1024 * 1024)
 
     @classmethod
     async def start(cls, settings: Settings, sandbox: Sandbox | None = None) -> Engine:
@@ -72,4 +74,4 @@ class Engine:
         )
 
     async def execute(self, job: Job) -> ExecutionResult:
-        return await job.execute(self.sandbox)
+        return await job.execute(self.sandbox, self.compile_cache)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal as signals
 
 from execbox.config import Limits
 from execbox.engine.catalog import Runtime
+from execbox.engine.compile_cache import CompileCache, CompileOutcome, cache_key
 from execbox.engine.model import ExecutionRequest, ExecutionResult, StageReport, Status
 from execbox.sandbox import LimitHit, Sandbox, SandboxFile, StageResult, StageSpec
 
@@ -110,21 +112,38 @@ class Job:
             **extra,
         )
 
-    async def execute(self, sandbox: Sandbox) -> ExecutionResult:
+    async def execute(self, sandbox: Sandbox, cache: CompileCache | None = None) -> ExecutionResult:
         files = [SandboxFile(f.name, f.content) for f in self.request.files]
         compile_report = None
         if self.language.compile is not None:
-            compiled = await sandbox.run(
-                self._spec(self.language.compile, files, self.compile_limits, collect_files=True)
-            )
-            compile_report = judge(compiled, self.compile_limits, compile_stage=True)
+            outcome, cached = await self._compile(sandbox, files, cache)
+            compile_report = dataclasses.replace(outcome.report, cached=cached)
             if compile_report.status is not Status.OK:
                 return self._result(compile_report.status, compile_report, None)
-            files = compiled.files
+            files = list(outcome.files)
         spec = self._spec(self.language.run, files, self.run_limits, stdin=self.request.stdin)
         spec.argv.extend(self.request.args)
         run_report = judge(await sandbox.run(spec), self.run_limits, compile_stage=False)
         return self._result(run_report.status, compile_report, run_report)
+
+    async def _compile(
+        self, sandbox: Sandbox, files: list[SandboxFile], cache: CompileCache | None
+    ) -> tuple[CompileOutcome, bool]:
+        assert self.language.compile is not None
+        spec = self._spec(self.language.compile, files, self.compile_limits, collect_files=True)
+
+        async def compile_() -> CompileOutcome:
+            result = await sandbox.run(spec)
+            report = judge(result, self.compile_limits, compile_stage=True)
+            return CompileOutcome(report, tuple(result.files))
+
+        if cache is None:
+            return await compile_(), False
+        limits = [str(getattr(self.compile_limits, n)) for n in Limits.names()]
+        key = cache_key(
+            self.language.name, self.runtime.version, [*spec.argv, *limits], self.request.files
+        )
+        return await cache.get_or_compile(key, compile_)
 
     def _result(self, status, compile_report, run_report) -> ExecutionResult:
         return ExecutionResult(

@@ -64,6 +64,7 @@ class StageReport:
     memory_bytes: int
     limits: Limits
     message: str | None = None  # why the stage ended, in words, for a non-ok status
+    cached: bool = False  # a compile stage answered from the compile cache
 
 
 @dataclass
