@@ -230,3 +230,36 @@ def test_version_selection(client, run):
     )
     assert response.status_code == 400
     assert "2.7" in response.json()["message"] and version in response.json()["message"]
+
+
+def test_python_with_only_the_standard_library_starts_lean(run):
+    # Without `site`, the builtin `exit` is not defined: that shows which start was used.
+    code = (
+        "import builtins, json\nfrom collections import Counter\nprint(hasattr(builtins, 'exit'))"
+    )
+    assert run("python", code)["run"]["stdout"] == "False\n"
+
+
+def test_python_importing_other_packages_gets_site_packages(run):
+    code = (
+        "try:\n    import some_third_party_package\nexcept ImportError:\n    pass\n"
+        "import builtins\nprint(hasattr(builtins, 'exit'))"
+    )
+    assert run("python", code)["run"]["stdout"] == "True\n"
+
+
+def test_python_exit_builtin_still_works(run):
+    body = run("python", "print('bye')\nexit(3)")
+    assert body["run"]["stdout"] == "bye\n" and body["run"]["exit_code"] == 3
+
+
+def test_python_local_modules_count_as_own_files(client):
+    files = [
+        {
+            "name": "main.py",
+            "content": "import helper, builtins\nprint(helper.X, hasattr(builtins, 'exit'))",
+        },
+        {"name": "helper.py", "content": "X = 42"},
+    ]
+    body = client.post("/api/v1/execute", json={"language": "python", "files": files}).json()
+    assert body["run"]["stdout"] == "42 False\n"

@@ -25,6 +25,33 @@ class LanguageError(Exception):
 
 
 @dataclass(frozen=True)
+class LeanRun:
+    """A faster run command for programs that need only what the language ships."""
+
+    run: tuple[str, ...]
+    imports: re.Pattern[str]
+    modules: frozenset[str]
+    unless: tuple[str, ...]
+
+    def applies(self, files: list[tuple[str, bytes]], suffix: str) -> bool:
+        local = {PurePosixPath(name).parts[0].removesuffix(suffix) for name, _ in files}
+        for name, content in files:
+            if not name.endswith(suffix):
+                continue
+            text = content.decode(errors="replace")
+            if any(word in text for word in self.unless):
+                return False
+            for match in self.imports.finditer(text):
+                for clause in filter(None, match.groups()):
+                    for item in clause.split(","):
+                        words = item.split()
+                        top = words[0].split(".")[0] if words else ""
+                        if top and top not in self.modules and top not in local:
+                            return False
+        return True
+
+
+@dataclass(frozen=True)
 class Language:
     name: str
     aliases: tuple[str, ...]
@@ -37,6 +64,7 @@ class Language:
     limit_overrides: dict[str, int]
     compile_limit_overrides: dict[str, int]
     entry_pattern: re.Pattern[str] | None = None
+    lean: LeanRun | None = None
     # Why the toolchain could not be resolved on this host; None when it was.
     unavailable_reason: str | None = None
     discovered: dict[str, str] = field(default_factory=dict)
@@ -52,6 +80,13 @@ class Language:
             if match:
                 return match.group(1) + PurePosixPath(self.entry).suffix
         return self.entry
+
+    def run_template(self, files: list[tuple[str, bytes]]) -> tuple[str, ...]:
+        """The run command for these files: the lean one when it applies."""
+        suffix = PurePosixPath(files[0][0]).suffix if files else ""
+        if self.lean is not None and self.lean.applies(files, suffix):
+            return self.lean.run
+        return self.run
 
     def command(self, template: tuple[str, ...], entry: str, files: list[str], memory_mb: int):
         """Expand a command template for one stage."""
@@ -130,6 +165,15 @@ def _language(key: str, data: dict) -> Language:
         elif binary.startswith("/") and not os.access(binary, os.X_OK):
             reason = f"{name}: {binary} is not executable"
     pattern = data.get("entry_pattern")
+    lean = None
+    if "lean" in data and reason is None:
+        spec = data["lean"]
+        lean = LeanRun(
+            run=expand(spec["run"]),
+            imports=re.compile(spec["imports"], re.MULTILINE),
+            modules=frozenset(_substitute(spec.get("modules", ""), values).split()),
+            unless=tuple(spec.get("unless", [])),
+        )
     return Language(
         name=name,
         aliases=tuple(data.get("aliases", [])),
@@ -142,6 +186,7 @@ def _language(key: str, data: dict) -> Language:
         limit_overrides=dict(data.get("limits", {})),
         compile_limit_overrides=dict(data.get("compile_limits", {})),
         entry_pattern=re.compile(pattern) if pattern else None,
+        lean=lean,
         unavailable_reason=reason,
         discovered=values,
     )

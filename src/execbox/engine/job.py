@@ -121,7 +121,8 @@ class Job:
             if compile_report.status is not Status.OK:
                 return self._result(compile_report.status, compile_report, None)
             files = list(outcome.files)
-        spec = self._spec(self.language.run, files, self.run_limits, stdin=self.request.stdin)
+        template = self.language.run_template([(f.name, f.content) for f in self.request.files])
+        spec = self._spec(template, files, self.run_limits, stdin=self.request.stdin)
         spec.argv.extend(self.request.args)
         run_report = judge(await sandbox.run(spec), self.run_limits, compile_stage=False)
         return self._result(run_report.status, compile_report, run_report)
