@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-V1_CONTROLLERS = ("memory", "pids", "cpuacct", "cpu", "freezer")
+V1_CONTROLLERS = ("memory", "pids", "cpuacct", "cpu")
 V2_CONTROLLERS = ("memory", "pids", "cpu")
 REMOVE_ATTEMPTS = 200
 
@@ -217,29 +217,14 @@ class CgroupV1(CgroupDriver):
         return _pids_of(self._dir("pids", name))
 
     def kill(self, name: str) -> None:
-        # Freeze first so that nothing can fork between reading the list and the kills.
-        if not self.procs(name):
-            return
-        freezer = self._dir("freezer", name) if "freezer" in self.mounts else None
-        if freezer is None:
-            for _ in range(100):
-                pids = self.procs(name)
-                if not pids:
-                    return
-                _kill_pids(pids)
-            return
-        try:
-            _write(freezer / "freezer.state", "FROZEN")
-            for _ in range(1000):
-                if _read(freezer / "freezer.state").strip() == "FROZEN":
-                    break
-                time.sleep(0.0005)
-            _kill_pids(_pids_of(freezer))
-        except FileNotFoundError:
-            return
-        finally:
-            with contextlib.suppress(OSError):
-                _write(freezer / "freezer.state", "THAWED")
+        # The sandbox's pid namespace dies with its init (killed first by the caller), so no
+        # process can fork any more: killing what is listed until nothing is left converges.
+        for attempt in range(REMOVE_ATTEMPTS):
+            pids = self.procs(name)
+            if not pids:
+                return
+            _kill_pids(pids)
+            time.sleep(0 if attempt < 20 else 0.005)
 
 
 class CgroupV2(CgroupDriver):
