@@ -100,6 +100,13 @@ def run(client: httpx.Client):
     return _run
 
 
+def _waiting_warm_box(ps_line: str) -> bool:
+    """A sandbox of the warm pool, started ahead and waiting for its program: bwrap's two
+    processes, or the stub shell that waits for its command."""
+    args = ps_line.split(None, 3)[3]
+    return args.startswith(("/usr/bin/bwrap --args ", "/usr/bin/bash --noprofile --norc -c "))
+
+
 def sandbox_processes(settle_s: float = 2.0) -> list[str]:
     """Live host processes running as a sandbox uid (61000 and up), as 'pid uid stat cmd' lines.
 
@@ -114,7 +121,9 @@ def sandbox_processes(settle_s: float = 2.0) -> list[str]:
         alive = [
             line
             for line in out.splitlines()
-            if 61000 <= int(line.split()[1]) < 62000 and not line.split()[2].startswith("Z")
+            if 61000 <= int(line.split()[1]) < 62000
+            and not line.split()[2].startswith("Z")
+            and not _waiting_warm_box(line)
         ]
         if not alive or time.monotonic() > deadline:
             return alive

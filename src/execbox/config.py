@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     sandbox_uid_base: int = 61000
     # CPU cores one stage may use at once (cgroup CPU quota); 0 = no quota.
     cpus_per_stage: float = 1.0
+    # Sandboxes kept started and waiting, per toolchain, each for one program; 0 = none.
+    warm_pool: int = 2
 
     # Run-stage limits: defaults when a request omits them, and the maximum a request may ask.
     run_wall_time_ms: int = 5_000

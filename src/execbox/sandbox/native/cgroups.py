@@ -74,6 +74,13 @@ class StageCgroup:
     def kill(self) -> None:
         self.driver.kill(self.name)
 
+    def set_limits(self, memory_bytes: int, pids: int) -> None:
+        self.driver.set_limits(self.name, memory_bytes, pids)
+
+    def reset_stats(self) -> None:
+        """Count CPU time and peak memory from now on (a box's stub ran before its program)."""
+        self.driver.reset_stats(self.name)
+
     def remove(self) -> None:
         self.driver.remove(self.name)
 
@@ -85,6 +92,12 @@ class CgroupDriver:
         self.group = group  # this server's own directory, below which stage cgroups live
 
     def create(self, name: str, memory_bytes: int, pids: int, cpus: float) -> StageCgroup:
+        raise NotImplementedError
+
+    def set_limits(self, name: str, memory_bytes: int, pids: int) -> None:
+        raise NotImplementedError
+
+    def reset_stats(self, name: str) -> None:
         raise NotImplementedError
 
     def add(self, name: str, pid: int) -> None:
@@ -183,18 +196,29 @@ class CgroupV1(CgroupDriver):
     def create(self, name: str, memory_bytes: int, pids: int, cpus: float) -> StageCgroup:
         for directory in self.dirs(name):
             directory.mkdir(parents=True)
-        memory = self._dir("memory", name)
-        _write(memory / "memory.limit_in_bytes", str(memory_bytes))
-        if (memory / "memory.memsw.limit_in_bytes").exists():
-            _write(memory / "memory.memsw.limit_in_bytes", str(memory_bytes))
         with contextlib.suppress(OSError):
-            _write(memory / "memory.swappiness", "0")
-        _write(self._dir("pids", name) / "pids.max", str(pids))
+            _write(self._dir("memory", name) / "memory.swappiness", "0")
+        self.set_limits(name, memory_bytes, pids)
         if cpus > 0 and "cpu" in self.mounts:
             period = 100_000
             _write(self._dir("cpu", name) / "cpu.cfs_period_us", str(period))
             _write(self._dir("cpu", name) / "cpu.cfs_quota_us", str(int(cpus * period)))
         return StageCgroup(self, name)
+
+    def set_limits(self, name: str, memory_bytes: int, pids: int) -> None:
+        memory = self._dir("memory", name)
+        limit = memory / "memory.limit_in_bytes"
+        swap = memory / "memory.memsw.limit_in_bytes"
+        # memory+swap may never be below memory: lower memory first, raise it last.
+        order = [limit, swap] if memory_bytes <= int(_read(limit)) else [swap, limit]
+        for path in order:
+            if path.exists():
+                _write(path, str(memory_bytes))
+        _write(self._dir("pids", name) / "pids.max", str(pids))
+
+    def reset_stats(self, name: str) -> None:
+        _write(self._dir("memory", name) / "memory.max_usage_in_bytes", "0")
+        _write(self._dir("cpuacct", name) / "cpuacct.usage", "0")
 
     def add(self, name: str, pid: int) -> None:
         for directory in self.dirs(name):
@@ -233,6 +257,7 @@ class CgroupV2(CgroupDriver):
     def __init__(self, group: str, base: Path) -> None:
         super().__init__(group)
         self.base = base  # a delegated directory with memory, pids and cpu enabled for children
+        self._cpu_base: dict[str, int] = {}
 
     def _dir(self, name: str) -> Path:
         return self.base / self.group / name
@@ -250,22 +275,37 @@ class CgroupV2(CgroupDriver):
             _write(server / "cgroup.subtree_control", " ".join("+" + c for c in V2_CONTROLLERS))
         directory = self._dir(name)
         directory.mkdir()
-        _write(directory / "memory.max", str(memory_bytes))
         with contextlib.suppress(OSError):
             _write(directory / "memory.swap.max", "0")
         with contextlib.suppress(OSError):
             _write(directory / "memory.oom.group", "1")
-        _write(directory / "pids.max", str(pids))
+        self.set_limits(name, memory_bytes, pids)
         if cpus > 0:
             period = 100_000
             _write(directory / "cpu.max", f"{int(cpus * period)} {period}")
         return StageCgroup(self, name)
 
+    def set_limits(self, name: str, memory_bytes: int, pids: int) -> None:
+        _write(self._dir(name) / "memory.max", str(memory_bytes))
+        _write(self._dir(name) / "pids.max", str(pids))
+
+    def reset_stats(self, name: str) -> None:
+        # v2 cannot reset its counters: remember where CPU time stood. (memory.peak keeps the
+        # stub's few MiB if they were above the program's use.)
+        self._cpu_base[name] = self._cpu_usec(name)
+
     def add(self, name: str, pid: int) -> None:
         _write(self._dir(name) / "cgroup.procs", str(pid))
 
+    def _cpu_usec(self, name: str) -> int:
+        return _keyed(_read(self._dir(name) / "cpu.stat"))["usage_usec"]
+
     def cpu_time_ns(self, name: str) -> int:
-        return _keyed(_read(self._dir(name) / "cpu.stat"))["usage_usec"] * 1000
+        return (self._cpu_usec(name) - self._cpu_base.get(name, 0)) * 1000
+
+    def remove(self, name: str) -> None:
+        super().remove(name)
+        self._cpu_base.pop(name, None)
 
     def memory_peak(self, name: str) -> int:
         peak = self._dir(name) / "memory.peak"

@@ -1,37 +1,30 @@
-"""Run one stage: a fresh bwrap sandbox, unprivileged, inside its own cgroup.
+"""The native backend: a pool of unprivileged bwrap sandboxes, each used for one program.
 
-Launch sequence: bwrap is started as an unprivileged host uid and blocks (``--block-fd``) once
-its namespaces and mounts are in place; the host moves it into the stage's cgroup and sets its
-rlimits, then releases it. So every process of the stage is counted from its first instruction.
+A stage runs in a box (see box.py) that is either taken from a small warm pool, started ahead
+of time off the request path, or started on the spot when the pool is empty. A box is never
+reused: after its one program it is killed, and its cgroup and work dir are removed in the
+background; the pool is refilled in the background too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import json
 import logging
-import math
 import os
-import resource
 import shutil
-import signal
-import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from execbox.config import Settings
-from execbox.sandbox.base import WORKDIR, LimitHit, StageResult, StageSpec
+from execbox.sandbox.base import WORKDIR, StageResult, StageSpec
 from execbox.sandbox.native import cgroups, seccomp, workdir
+from execbox.sandbox.native.box import Box, Profile, run_in_box, start_box
 
 log = logging.getLogger("execbox.sandbox")
 
 SANDBOX_UID = 1000
-UID_POOL_SIZE = 64
-# bwrap's own two processes (the monitor and the pid-1 reaper) sit in the stage's cgroup too.
-BWRAP_PROCESSES = 2
+UID_POOL_SIZE = 256
 ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
     "HOME": "/tmp",
@@ -41,10 +34,6 @@ ENV = {
     "USER": "runner",
     "LOGNAME": "runner",
 }
-READ_CHUNK = 1 << 16
-MIN_POLL_S = 0.005
-MAX_POLL_S = 0.1
-DRAIN_TIMEOUT_S = 2.0
 
 
 class SandboxUnavailable(Exception):
@@ -83,26 +72,6 @@ def _root_fs_args() -> list[str]:
     return args
 
 
-@dataclass
-class _StageProcesses:
-    """The processes of one stage: the cgroup that holds them, and a pidfd of the sandbox's
-    pid 1 (signalling through it cannot hit a recycled pid)."""
-
-    cgroup: cgroups.StageCgroup
-    init: int | None = None
-
-    def kill(self) -> None:
-        if self.init is not None:
-            with contextlib.suppress(ProcessLookupError):
-                signal.pidfd_send_signal(self.init, signal.SIGKILL)
-        self.cgroup.kill()
-
-    def close(self) -> None:
-        if self.init is not None:
-            os.close(self.init)
-            self.init = None
-
-
 def _remove_server_dir(directory: Path) -> None:
     """Remove a server's state; never while anything is still mounted below it (a toolchain
     bind would be deleted through it)."""
@@ -114,27 +83,6 @@ def _remove_server_dir(directory: Path) -> None:
         log.error("not removing %s: mounts below it could not be unmounted", directory)
 
 
-def _signal_of(code: int) -> int | None:
-    """bwrap reports death by signal N as exit code 128 + N, as a shell does."""
-    number = code - 128
-    if 0 < number < signal.NSIG and number in {s.value for s in signal.Signals}:
-        return number
-    return None
-
-
-@dataclass
-class _Watch:
-    """What the stage's watchers saw while it ran."""
-
-    limit: LimitHit | None = None
-    stopped: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def trip(self, limit: LimitHit) -> None:
-        if self.limit is None:
-            self.limit = limit
-        self.stopped.set()
-
-
 class NativeSandbox:
     name = "native"
 
@@ -143,14 +91,18 @@ class NativeSandbox:
         self.server = _server_name(os.getpid())
         self.state = Path(settings.state_dir)
         self.work_root = self.state / self.server / "work"
+        self.maximum = settings.max_limits()
         self._uids: asyncio.Queue[int] = asyncio.Queue()
         self._base_args: list[str] = []
         self._seccomp = b""
         self._cgroups: cgroups.CgroupDriver | None = None
         self._bwrap: str | None = None
         self._toolchains: dict[str, str] = {}
-        self._cleanups: set[asyncio.Task[None]] = set()
-        self._running: set[asyncio.subprocess.Process] = set()
+        self._background: set[asyncio.Task[None]] = set()
+        self._pool: dict[Profile, list[Box]] = {}
+        self._refilling: set[Profile] = set()
+        self._live: set[Box] = set()
+        self._closing = False
 
     async def start(self) -> None:
         if os.geteuid() != 0:
@@ -209,11 +161,16 @@ class NativeSandbox:
             _remove_server_dir(self.state / name)
 
     async def close(self) -> None:
-        for process in list(self._running):
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-        if self._cleanups:
-            await asyncio.wait(set(self._cleanups), timeout=10)
+        self._closing = True
+        for boxes in self._pool.values():
+            for box in boxes:
+                self._dispose(box)
+        self._pool.clear()
+        for box in list(self._live):
+            with contextlib.suppress(ProcessLookupError, OSError):
+                box.process.kill()
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=15)
         if self._cgroups is not None:
             await asyncio.to_thread(self._cgroups.remove_server, self.server)
         self._toolchains.clear()
@@ -221,35 +178,127 @@ class NativeSandbox:
 
     async def run(self, spec: StageSpec) -> StageResult:
         assert self._cgroups is not None, "start() first"
-        uid = await self._uids.get()
-        stage = uuid.uuid4().hex[:16]
-        work = self.work_root / stage
-        size = spec.limits.memory_mb * 1024 * 1024
+        profile = Profile.of(spec)
+        box = self._take(profile) or await self._new_box(profile)
+        if isinstance(box, str):
+            return StageResult(None, None, b"", b"", internal_error=box)
+        self._live.add(box)
         try:
-            cgroup = await asyncio.to_thread(self._prepare, spec, stage, work, uid)
-            result = await self._execute(spec, uid, work, cgroup)
+            result = await run_in_box(box, spec, self.settings.cpus_per_stage)
             # Every process of the stage is dead by now: reading its files is safe.
             if spec.collect_files and result.internal_error is None:
-                result.files = await asyncio.to_thread(workdir.collect_files, work, size)
+                budget = spec.limits.memory_mb * 1024 * 1024
+                result.files = await asyncio.to_thread(workdir.collect_files, box.work, budget)
             return result
         except Exception as err:
             log.exception("sandbox failure")
             return StageResult(None, None, b"", b"", internal_error=f"sandbox failure: {err}")
         finally:
-            # Removing the cgroup and the work dir is off the response's path.
-            cleanup = asyncio.create_task(self._cleanup(stage, work, uid))
-            self._cleanups.add(cleanup)
-            cleanup.add_done_callback(self._cleanups.discard)
+            self._live.discard(box)
+            self._dispose(box)
+            # Refilled after the run rather than during it: starting a box takes CPU time
+            # that the program's own start would otherwise compete with.
+            self._refill_soon(profile)
 
-    async def _cleanup(self, stage: str, work: Path, uid: int) -> None:
+    # The warm pool.
+
+    def _take(self, profile: Profile) -> Box | None:
+        boxes = self._pool.get(profile, [])
+        while boxes:
+            box = boxes.pop()
+            if box.alive:
+                return box
+            self._dispose(box)
+        return None
+
+    def _refill_soon(self, profile: Profile) -> None:
+        if self.settings.warm_pool <= 0 or self._closing or profile in self._refilling:
+            return
+        self._refilling.add(profile)
+        self._background_task(self._refill(profile))
+
+    async def _refill(self, profile: Profile) -> None:
+        try:
+            boxes = self._pool.setdefault(profile, [])
+            while len(boxes) < self.settings.warm_pool and not self._closing:
+                box = await self._new_box(profile)
+                if isinstance(box, str):
+                    log.warning("warm pool: a sandbox did not start: %s", box)
+                    return
+                if self._closing:
+                    self._dispose(box)
+                    return
+                boxes.append(box)
+        finally:
+            self._refilling.discard(profile)
+
+    # One box's start and end.
+
+    async def _new_box(self, profile: Profile) -> Box | str:
+        """A started box, or why it could not start."""
+        assert self._cgroups is not None and self._bwrap is not None
+        uid = await self._uids.get()
+        stage = uuid.uuid4().hex[:16]
+        work = self.work_root / stage
+        try:
+            cgroup = await asyncio.to_thread(self._prepare, stage, work, uid)
+            box = await start_box(
+                bwrap=self._bwrap,
+                options=self._options(profile, work),
+                stage=stage,
+                uid=uid,
+                work=work,
+                cgroup=cgroup,
+                maximum=self.maximum,
+                profile=profile,
+                seccomp_program=self._seccomp,
+            )
+        except Exception as err:
+            log.exception("sandbox start failure")
+            box = f"sandbox failure: {err}"
+        if isinstance(box, str):
+            self._background_task(self._cleanup(stage, work, uid))
+        return box
+
+    def _prepare(self, stage: str, work: Path, uid: int) -> cgroups.StageCgroup:
+        assert self._cgroups is not None
+        size = self.maximum.memory_mb * 1024 * 1024
+        work.mkdir(mode=0o700)
+        workdir.mount_tmpfs(work, size, uid)
+        # The box waits with the widest limits; its program's are set when it is handed over.
+        return self._cgroups.create(
+            stage, memory_bytes=size, pids=16, cpus=self.settings.cpus_per_stage
+        )
+
+    def _dispose(self, box: Box) -> None:
+        """Kill a box and remove its cgroup and work dir, off the caller's path."""
+        self._background_task(self._cleanup(box.stage, box.work, box.uid, box))
+
+    async def _cleanup(self, stage: str, work: Path, uid: int, box: Box | None = None) -> None:
         assert self._cgroups is not None
         try:
+            if box is not None:
+                await asyncio.to_thread(box.kill)
+                await box.process.wait()
+                box.close_fds()
             await asyncio.to_thread(self._cgroups.remove, stage)
             await asyncio.to_thread(self._dispose_workdir, work)
         except Exception:
             log.exception("cleanup of stage %s failed", stage)
         finally:
             self._uids.put_nowait(uid)
+
+    def _background_task(self, coroutine) -> None:
+        task = asyncio.create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    @staticmethod
+    def _dispose_workdir(work: Path) -> None:
+        if os.path.ismount(work):
+            workdir.unmount(work)
+        with contextlib.suppress(FileNotFoundError):
+            work.rmdir()
 
     def _toolchain_source(self, path: str) -> str:
         """Where bwrap finds a toolchain directory: a read-only bind of it, made once, in a
@@ -262,274 +311,17 @@ class NativeSandbox:
             source = self._toolchains[path] = str(target)
         return source
 
-    def _prepare(self, spec: StageSpec, stage: str, work: Path, uid: int) -> cgroups.StageCgroup:
-        assert self._cgroups is not None
-        limits = spec.limits
-        work.mkdir(mode=0o700)
-        workdir.mount_tmpfs(work, limits.memory_mb * 1024 * 1024, uid)
-        workdir.write_files(work, spec.files, uid)
-        return self._cgroups.create(
-            stage,
-            memory_bytes=limits.memory_mb * 1024 * 1024,
-            pids=limits.processes + BWRAP_PROCESSES,
-            cpus=self.settings.cpus_per_stage,
-        )
-
-    @staticmethod
-    def _dispose_workdir(work: Path) -> None:
-        if os.path.ismount(work):
-            workdir.unmount(work)
-        with contextlib.suppress(FileNotFoundError):
-            work.rmdir()
-
-    def _options(self, spec: StageSpec, work: Path, fds: dict[str, int]) -> list[str]:
+    def _options(self, profile: Profile, work: Path) -> list[str]:
         """bwrap's options. They travel through --args FD, so that the sandbox's pid 1 shows
         no host paths in its command line."""
         args = list(self._base_args)
-        for mount in spec.mounts:
+        for mount in profile.mounts:
             args += ["--ro-bind", self._toolchain_source(mount), mount]
-        tmp_size = str(spec.limits.memory_mb * 1024 * 1024)
+        tmp_size = str(self.maximum.memory_mb * 1024 * 1024)
         args += ["--size", tmp_size, "--tmpfs", "/tmp"]
         args += ["--size", tmp_size, "--tmpfs", "/dev/shm"]
         args += ["--bind", str(work), WORKDIR, "--chdir", WORKDIR, "--remount-ro", "/"]
         args += ["--clearenv"]
-        for key, value in {**ENV, **spec.env}.items():
+        for key, value in {**ENV, **dict(profile.env)}.items():
             args += ["--setenv", key, value]
-        args += ["--seccomp", str(fds["seccomp"])]
-        args += ["--info-fd", str(fds["info"]), "--block-fd", str(fds["block"])]
         return args
-
-    async def _execute(
-        self, spec: StageSpec, uid: int, work: Path, cgroup: cgroups.StageCgroup
-    ) -> StageResult:
-        info_read, info_write = os.pipe()
-        block_read, block_write = os.pipe()
-        seccomp_read = _pipe_with(self._seccomp)
-        fds = {"info": info_write, "block": block_read, "seccomp": seccomp_read}
-        options = "\0".join(self._options(spec, work, fds)).encode() + b"\0"
-        fds["args"] = _pipe_with(options)
-        try:
-            process = await asyncio.create_subprocess_exec(
-                self._bwrap,
-                "--args",
-                str(fds["args"]),
-                "--",
-                *spec.argv,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                pass_fds=tuple(fds.values()),
-                user=uid,
-                group=uid,
-                extra_groups=[],
-                env={},
-                preexec_fn=functools.partial(_apply_rlimits, _rlimits(spec)),
-            )
-        finally:
-            for fd in fds.values():
-                os.close(fd)
-        self._running.add(process)
-        stage = _StageProcesses(cgroup)
-        try:
-            try:
-                child = await asyncio.to_thread(_read_child_pid, info_read)
-                if child is not None:
-                    try:
-                        # Only the sandbox's own pid 1: every process of the stage descends
-                        # from it. (bwrap's monitor outside stays out; one move is ~0.4 ms.)
-                        stage.init = os.pidfd_open(child)
-                        cgroup.add(child)
-                    except ProcessLookupError:
-                        child = None  # bwrap gave up while setting up the sandbox
-            finally:
-                os.close(info_read)
-            if child is None:
-                os.close(block_write)
-                stderr = (await process.stderr.read()) if process.stderr else b""
-                await process.wait()
-                message = stderr.decode(errors="replace").strip() or "bwrap did not start"
-                return StageResult(None, None, b"", b"", internal_error=message)
-            started = time.monotonic()
-            os.write(block_write, b"go")
-            os.close(block_write)
-            return await self._supervise(process, spec, stage, started)
-        finally:
-            stage.close()
-            self._running.discard(process)
-            if process.returncode is None:
-                await asyncio.to_thread(stage.kill)
-                if process.returncode is None:
-                    with contextlib.suppress(ProcessLookupError):
-                        process.kill()
-                await process.wait()
-
-    async def _supervise(
-        self,
-        process: asyncio.subprocess.Process,
-        spec: StageSpec,
-        stage: _StageProcesses,
-        started: float,
-    ) -> StageResult:
-        cgroup = stage.cgroup
-        limits = spec.limits
-        watch = _Watch()
-        cap = limits.output_bytes
-        assert process.stdout and process.stderr and process.stdin
-        stdout_task = asyncio.create_task(_read_capped(process.stdout, cap, watch))
-        stderr_task = asyncio.create_task(_read_capped(process.stderr, cap, watch))
-        stdin_task = asyncio.create_task(_feed(process.stdin, spec.stdin))
-        wait_task = asyncio.create_task(process.wait())
-        watchdog = asyncio.create_task(self._watchdog(cgroup, limits, started, watch))
-        stop_task = asyncio.create_task(watch.stopped.wait())
-        await asyncio.wait({wait_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
-        wall_ms = (time.monotonic() - started) * 1000
-        watchdog.cancel()
-        stop_task.cancel()
-        # Whatever is left (daemons, a process that tripped a limit) dies with the sandbox's
-        # pid namespace; bwrap's monitor then exits by itself. (Process.kill() is avoided: it
-        # may reap the process behind asyncio's back.)
-        await asyncio.to_thread(stage.kill)
-        returncode = await wait_task
-        stdin_task.cancel()
-        try:
-            (stdout, out_cut), (stderr, err_cut) = await asyncio.wait_for(
-                asyncio.gather(stdout_task, stderr_task), DRAIN_TIMEOUT_S
-            )
-        except TimeoutError:
-            return StageResult(None, None, b"", b"", internal_error="output did not close")
-        cpu_ms = cgroup.cpu_time_ns() / 1e6
-        memory = cgroup.memory_peak()
-        limit = watch.limit
-        if limit is None and cgroup.oom_killed():
-            limit = LimitHit.MEMORY
-        exit_code: int | None = returncode
-        sig: int | None = None
-        if returncode < 0:
-            exit_code, sig = None, -returncode
-        elif (number := _signal_of(returncode)) is not None:
-            exit_code, sig = None, number
-        if limit is None and (cpu_ms > limits.cpu_time_ms or sig == signal.SIGXCPU):
-            limit = LimitHit.TIME
-        if limit is None and returncode == 1 and stderr.startswith(b"bwrap: "):
-            message = stderr.decode(errors="replace").strip()
-            return StageResult(None, None, b"", b"", internal_error=message)
-        return StageResult(
-            exit_code=exit_code,
-            signal=sig,
-            stdout=stdout,
-            stderr=stderr,
-            stdout_truncated=out_cut,
-            stderr_truncated=err_cut,
-            wall_time_ms=round(wall_ms, 3),
-            cpu_time_ms=round(cpu_ms, 3),
-            memory_bytes=memory,
-            limit=limit,
-        )
-
-    async def _watchdog(self, cgroup, limits, started: float, watch: _Watch) -> None:
-        """Trip the time limit on wall clock or on the CPU time of all the stage's processes."""
-        cores = self.settings.cpus_per_stage or os.cpu_count() or 1
-        wall_deadline = started + limits.wall_time_ms / 1000
-        cpu_limit_ns = limits.cpu_time_ms * 1_000_000
-        while True:
-            now = time.monotonic()
-            if now >= wall_deadline:
-                watch.trip(LimitHit.TIME)
-                return
-            used = await asyncio.to_thread(cgroup.cpu_time_ns)
-            if used >= cpu_limit_ns:
-                watch.trip(LimitHit.TIME)
-                return
-            # CPU time cannot be spent faster than the cores allow: sleep until it could run out.
-            cpu_left_s = (cpu_limit_ns - used) / 1e9 / cores
-            pause = min(wall_deadline - now, max(MIN_POLL_S, min(cpu_left_s, MAX_POLL_S)))
-            await asyncio.sleep(pause)
-
-
-def _pipe_with(data: bytes) -> int:
-    """A pipe's read end holding data (bwrap reads its seccomp program and options to EOF).
-
-    The data must fit the pipe's buffer (64 KiB): nothing reads it before bwrap starts.
-    """
-    if len(data) > 65536:
-        raise ValueError(f"{len(data)} bytes do not fit in a pipe")
-    read_end, write_end = os.pipe()
-    try:
-        os.write(write_end, data)
-    finally:
-        os.close(write_end)
-    return read_end
-
-
-def _read_child_pid(fd: int) -> int | None:
-    """bwrap writes a JSON object with the sandbox's pid once its namespaces exist."""
-    data = b""
-    while True:
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            return None
-        data += chunk
-        try:
-            return int(json.loads(data)["child-pid"])
-        except (ValueError, KeyError):
-            continue
-
-
-def _rlimits(spec: StageSpec) -> tuple[tuple[int, tuple[int, int]], ...]:
-    """Per-process limits, a backstop behind the cgroup (never RLIMIT_AS: it breaks JVM, Go, V8).
-
-    They are lowered in the forked child before bwrap starts (raising them, or setting them on
-    another uid's process, would need CAP_SYS_RESOURCE, which the service may not have).
-    """
-    limits = spec.limits
-    cpu_s = math.ceil(limits.cpu_time_ms / 1000) + 1
-    file_size = limits.file_size_mb * 1024 * 1024
-    stack = min(limits.memory_mb, 256) * 1024 * 1024
-    return (
-        (resource.RLIMIT_CORE, (0, 0)),
-        (resource.RLIMIT_CPU, (cpu_s, cpu_s + 1)),
-        (resource.RLIMIT_FSIZE, (file_size, file_size)),
-        (resource.RLIMIT_NOFILE, (1024, 1024)),
-        (resource.RLIMIT_STACK, (stack, stack)),
-    )
-
-
-def _apply_rlimits(rlimits: tuple[tuple[int, tuple[int, int]], ...]) -> None:
-    for which, (soft, hard) in rlimits:
-        current_hard = resource.getrlimit(which)[1]
-        if current_hard != resource.RLIM_INFINITY:
-            hard = min(hard, current_hard)
-            soft = min(soft, hard)
-        resource.setrlimit(which, (soft, hard))
-
-
-async def _read_capped(stream: asyncio.StreamReader, cap: int, watch: _Watch):
-    """Read a stream to its end, keeping at most ``cap`` bytes; more trips the output limit."""
-    chunks: list[bytes] = []
-    kept = 0
-    truncated = False
-    while chunk := await stream.read(READ_CHUNK):
-        if truncated:
-            continue
-        room = cap - kept
-        if len(chunk) > room:
-            chunks.append(chunk[:room])
-            kept = cap
-            truncated = True
-            watch.trip(LimitHit.OUTPUT)
-        else:
-            chunks.append(chunk)
-            kept += len(chunk)
-    return b"".join(chunks), truncated
-
-
-async def _feed(stdin: asyncio.StreamWriter, data: bytes) -> None:
-    """Write stdin while the program runs; a program that stops reading is not an error."""
-    try:
-        if data:
-            stdin.write(data)
-            await stdin.drain()
-        stdin.close()
-        await stdin.wait_closed()
-    except (BrokenPipeError, ConnectionResetError):
-        pass

@@ -1,0 +1,396 @@
+"""One sandbox's life: start it, hand it its one program, supervise that, collect the result.
+
+Start (can happen ahead of time, off the request path): bwrap is launched as an unprivileged
+host uid and blocks (``--block-fd``) once its namespaces and mounts exist; the host moves its
+pid 1 into the stage's cgroup, then releases it. pid 1 starts a small bash stub that waits on a
+pipe for its command, so every process of the stage is in the cgroup from its first
+instruction. Run: the host writes the request's files into the work dir, sets the cgroup's
+limits, and sends the stub its rlimits and argv; the stub closes the pipe and execs the program.
+A box is used for exactly one program and then destroyed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import math
+import os
+import resource
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from execbox.config import Limits
+from execbox.sandbox.base import WORKDIR, LimitHit, StageResult, StageSpec
+from execbox.sandbox.native import cgroups, workdir
+from execbox.sandbox.native.process import Process, spawn
+
+READ_CHUNK = 1 << 16
+MIN_POLL_S = 0.005
+MAX_POLL_S = 0.1
+DRAIN_TIMEOUT_S = 2.0
+BASH = "/usr/bin/bash"
+# Reads NUL-separated words from the command pipe: soft/hard CPU seconds, file size (KiB),
+# stack (KiB), then argv. Lowers its rlimits, closes the pipe, and becomes the program.
+STUB = r"""
+mapfile -d '' -t w <&"$1" || exit 125
+eval "exec $1<&-"
+[ "${#w[@]}" -gt 4 ] || exit 125
+ulimit -S -t "${w[0]}" && ulimit -H -t "${w[1]}" && ulimit -f "${w[2]}" && ulimit -s "${w[3]}" \
+  || exit 125
+exec "${w[@]:4}"
+"""
+
+
+def _stub_argv(command_fd: int) -> list[str]:
+    return [BASH, "--noprofile", "--norc", "-c", STUB, "stub", str(command_fd)]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a box is started with and cannot change later: toolchain mounts and environment."""
+
+    mounts: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, spec: StageSpec) -> Profile:
+        return cls(tuple(spec.mounts), tuple(sorted(spec.env.items())))
+
+
+@dataclass
+class _Watch:
+    """What the stage's watchers saw while it ran."""
+
+    limit: LimitHit | None = None
+    stopped: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def trip(self, limit: LimitHit) -> None:
+        if self.limit is None:
+            self.limit = limit
+        self.stopped.set()
+
+
+def signal_of(code: int) -> int | None:
+    """bwrap reports death by signal N as exit code 128 + N, as a shell does."""
+    number = code - 128
+    if 0 < number < signal.NSIG and number in {s.value for s in signal.Signals}:
+        return number
+    return None
+
+
+def _pipe_with(data: bytes) -> int:
+    """A pipe's read end holding data (bwrap reads its seccomp program and options to EOF).
+
+    The data must fit the pipe's buffer (64 KiB): nothing reads it before bwrap starts.
+    """
+    if len(data) > 65536:
+        raise ValueError(f"{len(data)} bytes do not fit in a pipe")
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, data)
+    finally:
+        os.close(write_end)
+    return read_end
+
+
+def _read_child_pid(fd: int) -> int | None:
+    """bwrap writes a JSON object with the sandbox's pid once its namespaces exist."""
+    data = b""
+    while True:
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return None
+        data += chunk
+        try:
+            return int(json.loads(data)["child-pid"])
+        except (ValueError, KeyError):
+            continue
+
+
+def _apply_rlimits(rlimits: tuple[tuple[int, tuple[int, int]], ...]) -> None:
+    """In the forked child, before bwrap: lowering one's own limits needs no privilege
+    (setting another uid's, or raising them, needs CAP_SYS_RESOURCE, which may be missing)."""
+    for which, (soft, hard) in rlimits:
+        current_hard = resource.getrlimit(which)[1]
+        if current_hard != resource.RLIM_INFINITY:
+            hard = min(hard, current_hard)
+            soft = min(soft, hard)
+        resource.setrlimit(which, (soft, hard))
+
+
+def _ceiling_rlimits(maximum: Limits) -> tuple[tuple[int, tuple[int, int]], ...]:
+    """Limits a box starts with: the most any request may ask; the stub lowers them."""
+    cpu_s = math.ceil(maximum.cpu_time_ms / 1000) + 2
+    file_size = maximum.file_size_mb * 1024 * 1024
+    return (
+        (resource.RLIMIT_CORE, (0, 0)),
+        (resource.RLIMIT_CPU, (cpu_s, cpu_s)),
+        (resource.RLIMIT_FSIZE, (file_size, file_size)),
+        (resource.RLIMIT_NOFILE, (1024, 1024)),
+    )
+
+
+def stub_words(limits: Limits, argv: list[str]) -> bytes:
+    """What the stub reads: per-process rlimits, a backstop behind the cgroup (never an
+    address-space limit: it breaks the JVM, Go and V8), then the program's argv."""
+    cpu_s = math.ceil(limits.cpu_time_ms / 1000) + 1
+    words = [
+        str(cpu_s),
+        str(cpu_s + 1),
+        str(limits.file_size_mb * 1024),
+        str(min(limits.memory_mb, 256) * 1024),
+        *argv,
+    ]
+    return b"".join(w.encode() + b"\0" for w in words)
+
+
+@dataclass(eq=False)
+class Box:
+    stage: str
+    uid: int
+    work: Path
+    cgroup: cgroups.StageCgroup
+    process: Process
+    init: int  # a pidfd of the sandbox's pid 1: signalling it cannot hit a recycled pid
+    command: int  # write end of the stub's command pipe
+    profile: Profile
+
+    @property
+    def alive(self) -> bool:
+        return self.process.returncode is None
+
+    def kill(self) -> None:
+        """Kill every process of the box: its pid namespace dies with its pid 1."""
+        if self.init >= 0:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self.init, signal.SIGKILL)
+        self.cgroup.kill()
+
+    def close_fds(self) -> None:
+        for fd in (self.init, self.command):
+            if fd >= 0:
+                os.close(fd)
+        self.init = self.command = -1
+
+
+async def start_box(
+    *,
+    bwrap: str,
+    options: list[str],
+    stage: str,
+    uid: int,
+    work: Path,
+    cgroup: cgroups.StageCgroup,
+    maximum: Limits,
+    profile: Profile,
+    seccomp_program: bytes,
+) -> Box | str:
+    """Start a sandbox whose stub waits for its command; or the reason it did not start."""
+    info_read, info_write = os.pipe()
+    block_read, block_write = os.pipe()
+    command_read, command_write = os.pipe()
+    fds = {"info": info_write, "block": block_read, "seccomp": _pipe_with(seccomp_program)}
+    options = [
+        *options,
+        "--seccomp", str(fds["seccomp"]),
+        "--info-fd", str(info_write),
+        "--block-fd", str(block_read),
+    ]  # fmt: skip
+    fds["args"] = _pipe_with("\0".join(options).encode() + b"\0")
+    try:
+        process = await spawn(
+            [bwrap, "--args", str(fds["args"]), "--", *_stub_argv(command_read)],
+            pass_fds=(*fds.values(), command_read),
+            user=uid,
+            group=uid,
+            extra_groups=[],
+            env={},
+            preexec_fn=functools.partial(_apply_rlimits, _ceiling_rlimits(maximum)),
+        )
+    except BaseException:
+        for fd in (info_read, block_write, command_write):
+            os.close(fd)
+        raise
+    finally:
+        for fd in (*fds.values(), command_read):
+            os.close(fd)
+    init = None
+    try:
+        child = await asyncio.to_thread(_read_child_pid, info_read)
+        if child is not None:
+            try:
+                init = os.pidfd_open(child)
+                # Only the sandbox's pid 1: every process of the stage descends from it
+                # (bwrap's monitor outside stays out). A move can wait ~10 ms for an RCU
+                # grace period on cgroup v1: not on the event loop.
+                await asyncio.to_thread(cgroup.add, child)
+            except ProcessLookupError:
+                child = None  # bwrap gave up while setting up the sandbox
+        if child is None:
+            os.close(block_write)
+            stderr = (await process.stderr.read()) if process.stderr else b""
+            await process.wait()
+            return stderr.decode(errors="replace").strip() or "bwrap did not start"
+        os.write(block_write, b"go")
+        os.close(block_write)
+        return Box(stage, uid, work, cgroup, process, init, command_write, profile)
+    except BaseException:
+        if init is not None:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(init, signal.SIGKILL)
+            os.close(init)
+        os.close(command_write)
+        with contextlib.suppress(OSError):
+            os.close(block_write)
+        await asyncio.to_thread(cgroup.kill)
+        raise
+    finally:
+        os.close(info_read)
+
+
+async def run_in_box(box: Box, spec: StageSpec, cpus: float) -> StageResult:
+    """Give the box its program and watch it to the end; the box is dead afterwards."""
+    try:
+        await asyncio.to_thread(_load, box, spec)
+        started = time.monotonic()
+        os.write(box.command, stub_words(spec.limits, spec.argv))
+        os.close(box.command)
+        box.command = -1
+        return await _supervise(box, spec, started, cpus)
+    finally:
+        if box.alive:
+            await asyncio.to_thread(box.kill)
+            if box.alive:
+                with contextlib.suppress(ProcessLookupError):
+                    box.process.kill()
+        await box.process.wait()
+
+
+def _load(box: Box, spec: StageSpec) -> None:
+    workdir.write_files(box.work, spec.files, box.uid)
+    limits = spec.limits
+    box.cgroup.set_limits(limits.memory_mb * 1024 * 1024, limits.processes + 2)
+    box.cgroup.reset_stats()
+
+
+async def _supervise(box: Box, spec: StageSpec, started: float, cpus: float) -> StageResult:
+    process, cgroup, limits = box.process, box.cgroup, spec.limits
+    watch = _Watch()
+    cap = limits.output_bytes
+    assert process.stdout and process.stderr and process.stdin
+    stdout_task = asyncio.create_task(_read_capped(process.stdout, cap, watch))
+    stderr_task = asyncio.create_task(_read_capped(process.stderr, cap, watch))
+    stdin_task = asyncio.create_task(_feed(process.stdin, spec.stdin))
+    wait_task = asyncio.create_task(process.wait())
+    watchdog = asyncio.create_task(_watchdog(cgroup, limits, started, watch, cpus))
+    stop_task = asyncio.create_task(watch.stopped.wait())
+    try:
+        await asyncio.wait({wait_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        wall_ms = (time.monotonic() - started) * 1000
+        watchdog.cancel()
+        stop_task.cancel()
+        # Whatever is left (daemons, a process that tripped a limit) dies with the sandbox's
+        # pid namespace; bwrap's monitor then exits by itself. (Process.kill() is avoided: it
+        # may reap the process behind asyncio's back.)
+        await asyncio.to_thread(box.kill)
+        returncode = await wait_task
+        stdin_task.cancel()
+        try:
+            (stdout, out_cut), (stderr, err_cut) = await asyncio.wait_for(
+                asyncio.gather(stdout_task, stderr_task), DRAIN_TIMEOUT_S
+            )
+        except TimeoutError:
+            return StageResult(None, None, b"", b"", internal_error="output did not close")
+    finally:
+        for task in (stdout_task, stderr_task, stdin_task, wait_task, watchdog, stop_task):
+            task.cancel()
+    cpu_ms = cgroup.cpu_time_ns() / 1e6
+    memory = cgroup.memory_peak()
+    limit = watch.limit
+    if limit is None and cgroup.oom_killed():
+        limit = LimitHit.MEMORY
+    exit_code: int | None = returncode
+    sig: int | None = None
+    if returncode < 0:
+        exit_code, sig = None, -returncode
+    elif (number := signal_of(returncode)) is not None:
+        exit_code, sig = None, number
+    if limit is None and (cpu_ms > limits.cpu_time_ms or sig == signal.SIGXCPU):
+        limit = LimitHit.TIME
+    if limit is None and returncode in (1, 125) and stderr.startswith((b"bwrap: ", b"stub")):
+        message = stderr.decode(errors="replace").strip() or "the sandbox's stub failed"
+        return StageResult(None, None, b"", b"", internal_error=message)
+    return StageResult(
+        exit_code=exit_code,
+        signal=sig,
+        stdout=stdout,
+        stderr=stderr,
+        stdout_truncated=out_cut,
+        stderr_truncated=err_cut,
+        wall_time_ms=round(wall_ms, 3),
+        cpu_time_ms=round(cpu_ms, 3),
+        memory_bytes=memory,
+        limit=limit,
+    )
+
+
+async def _watchdog(cgroup, limits: Limits, started: float, watch: _Watch, cpus: float) -> None:
+    """Trip the time limit on wall clock or on the CPU time of all the stage's processes."""
+    cores = cpus or os.cpu_count() or 1
+    wall_deadline = started + limits.wall_time_ms / 1000
+    cpu_limit_ns = limits.cpu_time_ms * 1_000_000
+    while True:
+        now = time.monotonic()
+        if now >= wall_deadline:
+            watch.trip(LimitHit.TIME)
+            return
+        used = await asyncio.to_thread(cgroup.cpu_time_ns)
+        if used >= cpu_limit_ns:
+            watch.trip(LimitHit.TIME)
+            return
+        # CPU time cannot be spent faster than the cores allow: sleep until it could run out.
+        cpu_left_s = (cpu_limit_ns - used) / 1e9 / cores
+        pause = min(wall_deadline - now, max(MIN_POLL_S, min(cpu_left_s, MAX_POLL_S)))
+        await asyncio.sleep(pause)
+
+
+async def _read_capped(stream: asyncio.StreamReader, cap: int, watch: _Watch):
+    """Read a stream to its end, keeping at most ``cap`` bytes; more trips the output limit."""
+    chunks: list[bytes] = []
+    kept = 0
+    truncated = False
+    while chunk := await stream.read(READ_CHUNK):
+        if truncated:
+            continue
+        room = cap - kept
+        if len(chunk) > room:
+            chunks.append(chunk[:room])
+            kept = cap
+            truncated = True
+            watch.trip(LimitHit.OUTPUT)
+        else:
+            chunks.append(chunk)
+            kept += len(chunk)
+    return b"".join(chunks), truncated
+
+
+async def _feed(stdin: asyncio.StreamWriter, data: bytes) -> None:
+    """Write stdin while the program runs; a program that stops reading is not an error."""
+    try:
+        if data:
+            stdin.write(data)
+            await stdin.drain()
+        stdin.close()
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+
+
+def tmpfs_size(maximum: Limits) -> int:
+    return maximum.memory_mb * 1024 * 1024
+
+
+__all__ = ["WORKDIR", "Box", "Profile", "run_in_box", "start_box", "tmpfs_size"]

@@ -1,0 +1,75 @@
+"""Start a process without blocking the event loop, and watch it with asyncio.
+
+asyncio's own subprocess support forks and waits for the exec on the event loop's thread; with
+a preexec function and a uid change that is a full fork of the service, several milliseconds
+during which every other request stalls. Here the spawn runs in a worker thread; the pipes are
+then attached to the loop, and the exit is seen through a pidfd.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+from dataclasses import dataclass
+
+
+@dataclass(eq=False)
+class Process:
+    popen: subprocess.Popen
+    stdin: asyncio.StreamWriter
+    stdout: asyncio.StreamReader
+    stderr: asyncio.StreamReader
+    _exited: asyncio.Future[int]
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._exited.result() if self._exited.done() else None
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self._exited)
+
+    def kill(self) -> None:
+        if not self._exited.done():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.popen.pid, 9)  # not reaped yet: the pid is still this process
+
+
+async def spawn(argv: list[str], **popen_kwargs) -> Process:
+    loop = asyncio.get_running_loop()
+    popen = await asyncio.to_thread(
+        subprocess.Popen,
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **popen_kwargs,
+    )
+    pidfd = os.pidfd_open(popen.pid)
+    exited: asyncio.Future[int] = loop.create_future()
+
+    def reap() -> None:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        if not exited.done():
+            exited.set_result(popen.wait())
+
+    loop.add_reader(pidfd, reap)
+    stdout = await _reader(loop, popen.stdout)
+    stderr = await _reader(loop, popen.stderr)
+    transport, protocol = await loop.connect_write_pipe(
+        lambda: asyncio.streams.FlowControlMixin(loop=loop), popen.stdin
+    )
+    stdin = asyncio.StreamWriter(transport, protocol, None, loop)
+    return Process(popen, stdin, stdout, stderr, exited)
+
+
+async def _reader(loop: asyncio.AbstractEventLoop, pipe) -> asyncio.StreamReader:
+    reader = asyncio.StreamReader(limit=1 << 16, loop=loop)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader, loop=loop), pipe)
+    return reader

@@ -1,0 +1,48 @@
+"""The warm pool: sandboxes started ahead, each used once; and the path without a pool."""
+
+from __future__ import annotations
+
+import subprocess
+
+import httpx
+from conftest import Server
+
+
+def warm_boxes() -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid=,uid=,args="], capture_output=True, text=True).stdout
+    return [
+        line.split()[0]
+        for line in out.splitlines()
+        if 61000 <= int(line.split()[1]) < 62000 and "--noprofile --norc -c" in line
+    ]
+
+
+def test_boxes_wait_ahead_and_are_used_once(run):
+    run("bash", "echo warm-up")
+    before = set(warm_boxes())
+    assert before, "a warm pool keeps started sandboxes waiting"
+    body = run("bash", "echo $$; ls -A /tmp /box")
+    assert body["status"] == "ok"
+    after = set(warm_boxes())
+    # The box that ran the program is gone; the pool was refilled with new ones.
+    assert before - after, "the box that was used must not wait again"
+
+
+def test_without_a_warm_pool():
+    server = Server(env={"EXECBOX_WARM_POOL": "0"}).start()
+    try:
+        for language, code in [("bash", "echo cold"), ("python", "print('cold')")]:
+            body = httpx.post(
+                server.url + "/api/v1/execute",
+                timeout=60,
+                json={"language": language, "code": code},
+            ).json()
+            assert body["run"]["stdout"] == "cold\n"
+        body = httpx.post(
+            server.url + "/api/v1/execute",
+            timeout=60,
+            json={"language": "bash", "code": "sleep 5", "limits": {"wall_time_ms": 300}},
+        ).json()
+        assert body["status"] == "time_limit"
+    finally:
+        server.stop()
