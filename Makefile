@@ -40,6 +40,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
+bench: setup
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	$(BIN)/python scripts/bench.py
+
 lint: venv
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests

@@ -70,15 +70,19 @@ async def main() -> None:
 
     answered = sum(n for o, n in outcomes.items() if not o.startswith("transport"))
     print(f"{args.requests} requests at concurrency {args.concurrency} in {wall:.2f} s")
-    print(f"throughput: {args.requests / wall:.1f} requests/s answered, "
-          f"{sum(n for o, n in outcomes.items() if o.startswith('200')) / wall:.1f} runs/s")
+    print(
+        f"throughput: {args.requests / wall:.1f} requests/s answered, "
+        f"{sum(n for o, n in outcomes.items() if o.startswith('200')) / wall:.1f} runs/s"
+    )
     print(f"answered: {answered}/{args.requests}")
     print(f"{'outcome':<28}{'count':>7}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}")
     for outcome in sorted(latencies):
         values = latencies[outcome]
         count = outcomes.get(outcome, len(values))
-        print(f"{outcome:<28}{count:>7}{percentile(values, 0.5) * 1000:>10.1f}"
-              f"{percentile(values, 0.99) * 1000:>10.1f}{statistics.mean(values) * 1000:>10.1f}")
+        print(
+            f"{outcome:<28}{count:>7}{percentile(values, 0.5) * 1000:>10.1f}"
+            f"{percentile(values, 0.99) * 1000:>10.1f}{statistics.mean(values) * 1000:>10.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -55,5 +55,8 @@ def serve(settings: Settings) -> None:
         port=settings.port,
         log_level=settings.log_level,
         timeout_graceful_shutdown=5,
+        # The standard event loop: the sandbox attaches pipes and pidfds to it, which uvloop
+        # mishandles when a closed descriptor's number comes back (EEXIST).
+        loop="asyncio",
     )
     DrainingServer(config, app, settings.shutdown_grace_s).run()

@@ -218,17 +218,19 @@ class NativeSandbox:
         self._background_task(self._refill(profile))
 
     async def _refill(self, profile: Profile) -> None:
+        """Start the missing boxes side by side: most of a start is waiting (for bwrap, for
+        the kernel to move a process into a cgroup), not computing."""
         try:
             boxes = self._pool.setdefault(profile, [])
-            while len(boxes) < self.settings.warm_pool and not self._closing:
-                box = await self._new_box(profile)
+            missing = self.settings.warm_pool - len(boxes)
+            started = await asyncio.gather(*(self._new_box(profile) for _ in range(missing)))
+            for box in started:
                 if isinstance(box, str):
                     log.warning("warm pool: a sandbox did not start: %s", box)
-                    return
-                if self._closing:
+                elif self._closing:
                     self._dispose(box)
-                    return
-                boxes.append(box)
+                else:
+                    boxes.append(box)
         finally:
             self._refilling.discard(profile)
 

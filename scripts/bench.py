@@ -1,0 +1,531 @@
+"""The performance benchmark (`make bench`): execbox over HTTP against the bare process.
+
+Starts its own execbox server on 127.0.0.1, then for each language and payload measures
+request latency (mean, p50, p99) and memory per execution, and the same program run directly
+on the host (no sandbox, no HTTP) as the baseline, so that every figure has its ratio. Also:
+the compile cache (the same source a second time), throughput of bash hello-world at several
+concurrencies beside the rate at which this host can run the bare sandbox (bwrap) and bare bash,
+and the service's own memory. Writes docs/benchmark.md and PNG plots under docs/.
+
+Every loop is bounded in count and time and targets only the server it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+LIMITS = {"output_bytes": 2 * 1024 * 1024, "wall_time_ms": 20000, "cpu_time_ms": 15000}
+
+# Programs printing `n` bytes; `pad` is a comment that makes the source bigger.
+PRINTERS = {
+    "bash": ("main.sh", "{pad}\nhead -c {n} /dev/zero | tr '\\0' x\n", "#"),
+    "python": ("main.py", "{pad}\nimport sys\nsys.stdout.write('x' * {n})\n", "#"),
+    "javascript": ("main.js", "{pad}\nprocess.stdout.write('x'.repeat({n}));\n", "//"),
+    "go": (
+        "main.go",
+        '{pad}\npackage main\nimport ("os"; "strings")\n'
+        'func main() {{ os.Stdout.WriteString(strings.Repeat("x", {n})) }}\n',
+        "//",
+    ),
+    "java": (
+        "Main.java",
+        "{pad}\npublic class Main {{ public static void main(String[] a) {{\n"
+        ' System.out.print("x".repeat({n})); System.out.flush(); }} }}\n',
+        "//",
+    ),
+    "rust": (
+        "main.rs",
+        "{pad}\nuse std::io::Write;\nfn main() {{\n"
+        ' std::io::stdout().write_all("x".repeat({n}).as_bytes()).unwrap(); }}\n',
+        "//",
+    ),
+    "c++": (
+        "main.cpp",
+        "{pad}\n#include <string>\n#include <cstdio>\n"
+        "int main() {{ std::string s({n}, 'x'); fwrite(s.data(), 1, s.size(), stdout); }}\n",
+        "//",
+    ),
+    "c": (
+        "main.c",
+        "{pad}\n#include <stdio.h>\n#include <string.h>\n#include <stdlib.h>\n"
+        "int main(void) {{ char *s = malloc({n} + 1); memset(s, 'x', {n});\n"
+        " fwrite(s, 1, {n}, stdout); return 0; }}\n",
+        "//",
+    ),
+}
+HELLO_BYTES = 12
+PAYLOADS = {  # name: (source padding bytes, output bytes)
+    "hello": (0, HELLO_BYTES),
+    "small": (1_000, 1_000),
+    "medium": (64_000, 64_000),
+    "large": (512_000, 1_000_000),
+}
+COMPILED = {"go", "java", "rust", "c++", "c"}
+
+
+def source(language: str, payload: str, salt: str = "") -> tuple[str, str]:
+    name, template, comment = PRINTERS[language]
+    pad_bytes, out_bytes = PAYLOADS[payload]
+    line = comment + " " + "p" * 76 + "\n"
+    pad = (comment + f" {salt}\n" if salt else "") + line * (pad_bytes // len(line))
+    return name, template.format(pad=pad, n=out_bytes)
+
+
+def stats(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {
+        "mean": statistics.mean(ordered),
+        "p50": statistics.median(ordered),
+        "p99": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
+    }
+
+
+@dataclass
+class Case:
+    language: str
+    payload: str
+    latency_ms: list[float] = field(default_factory=list)
+    memory: list[int] = field(default_factory=list)
+    bare_ms: list[float] = field(default_factory=list)
+    bare_memory: list[int] = field(default_factory=list)
+
+
+# --- the bare baseline: the same program on the host, no sandbox, no HTTP -------------------
+
+
+class Bare:
+    """Runs programs directly on the host with the toolchains execbox resolved."""
+
+    def __init__(self, workdir: Path) -> None:
+        from execbox.languages import load_languages
+
+        self.languages = load_languages()
+        self.workdir = workdir
+
+    def prepare(self, language: str, filename: str, code: str) -> list[str]:
+        """Write (and compile) the program once; return the argv that runs it."""
+        lang = self.languages[language]
+        directory = self.workdir / uuid.uuid4().hex[:8]
+        directory.mkdir()
+        (directory / filename).write_text(code)
+        env = {**os.environ, **lang.env, "HOME": str(directory), "TMPDIR": str(directory)}
+        for key in ("GOCACHE", "GOPATH"):
+            env.pop(key, None)
+        if lang.compile:
+            argv = lang.command(lang.compile, filename, [filename], 512)
+            subprocess.run(argv, cwd=directory, env=env, check=True, capture_output=True)
+        template = lang.run_template([(filename, code.encode())])
+        argv = lang.command(template, filename, [filename], 512)
+        self._env, self._cwd = env, directory
+        return argv
+
+    def run(self, argv: list[str]) -> float:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            argv,
+            cwd=self._cwd,
+            env=self._env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+        )
+        process.communicate()
+        return (time.perf_counter() - started) * 1000
+
+
+BARE_CGROUP = Path("/sys/fs/cgroup/memory/execbox-bench-bare")
+
+
+def bare_memory(argv: list[str], cwd: Path, env: dict) -> int | None:
+    """Peak memory of one bare run, from a memory cgroup of its own (cgroup v1), the same
+    measure as execbox's. (A process's peak RSS would count the forked parent's pages.)"""
+    if not BARE_CGROUP.parent.is_dir():
+        return None
+    BARE_CGROUP.mkdir(exist_ok=True)
+    (BARE_CGROUP / "memory.max_usage_in_bytes").write_text("0")
+    procs = str(BARE_CGROUP / "cgroup.procs")
+
+    def enter() -> None:
+        with open(procs, "w") as f:
+            f.write(str(os.getpid()))
+
+    subprocess.run(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=enter,
+        check=True,
+    )
+    return int((BARE_CGROUP / "memory.max_usage_in_bytes").read_text())
+
+
+# --- the server --------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server() -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "EXECBOX_PORT": str(port),
+        "EXECBOX_STATE_DIR": "/run/execbox-bench",
+        "EXECBOX_LOG_LEVEL": "warning",
+        "EXECBOX_QUEUE_SIZE": "1024",
+    }
+    log = open(ROOT / ".bench-server.log", "wb")  # noqa: SIM115 - lives as long as the server
+    process = subprocess.Popen(
+        [sys.executable, "-m", "execbox", "serve"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit("the server did not start; see .bench-server.log")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def execute(client: httpx.Client, language: str, filename: str, code: str) -> dict:
+    body = {"language": language, "files": [{"name": filename, "content": code}], "limits": LIMITS}
+    response = client.post("/api/v1/execute", json=body)
+    response.raise_for_status()
+    result = response.json()
+    if result["status"] != "ok":
+        raise RuntimeError(f"{language}: {result['status']}: {result}")
+    return result
+
+
+# --- the measurements --------------------------------------------------------------------------
+
+
+def measure_cases(client, bare: Bare, languages, repeats: int) -> list[Case]:
+    cases = []
+    for language in languages:
+        for payload in PAYLOADS:
+            reps = max(5, repeats // (4 if payload == "large" else 1))
+            case = Case(language, payload)
+            filename, code = source(language, payload)
+            execute(client, language, filename, code)  # compile once, warm the pool
+            for _ in range(reps):
+                started = time.perf_counter()
+                result = execute(client, language, filename, code)
+                case.latency_ms.append((time.perf_counter() - started) * 1000)
+                case.memory.append(result["run"]["memory_bytes"])
+                time.sleep(0.01)
+            argv = bare.prepare(language, filename, code)
+            bare.run(argv)
+            for _ in range(reps):
+                case.bare_ms.append(bare.run(argv))
+            peak = bare_memory(argv, bare._cwd, bare._env)
+            if peak is not None:
+                case.bare_memory.append(peak)
+            print(
+                f"  {language:<11} {payload:<7} p50 {stats(case.latency_ms)['p50']:7.1f} ms"
+                f"  bare {stats(case.bare_ms)['p50']:7.1f} ms",
+                flush=True,
+            )
+            cases.append(case)
+    return cases
+
+
+def measure_compile_cache(client, languages, repeats: int) -> dict[str, tuple[float, float]]:
+    results = {}
+    for language in [lang for lang in languages if lang in COMPILED]:
+        firsts, seconds = [], []
+        for _ in range(max(3, repeats // 10)):
+            filename, code = source(language, "hello", salt=uuid.uuid4().hex)
+            started = time.perf_counter()
+            first = execute(client, language, filename, code)
+            firsts.append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            second = execute(client, language, filename, code)
+            seconds.append((time.perf_counter() - started) * 1000)
+            assert first["compile"]["cached"] is False and second["compile"]["cached"] is True
+        results[language] = (statistics.median(firsts), statistics.median(seconds))
+        print(
+            f"  {language:<11} first {results[language][0]:7.1f} ms"
+            f"  again {results[language][1]:7.1f} ms",
+            flush=True,
+        )
+    return results
+
+
+async def http_throughput(url: str, concurrency: int, total: int) -> float:
+    body = {"language": "bash", "code": "echo hi"}
+    semaphore = asyncio.Semaphore(concurrency)
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+
+        async def one() -> None:
+            async with semaphore:
+                response = await client.post("/api/v1/execute", json=body)
+                response.raise_for_status()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(total)))
+        return total / (time.perf_counter() - started)
+
+
+def spawn_rate(argv: list[str], parallel: int, seconds: float, **kwargs) -> float:
+    """How many times per second the host can run argv, `parallel` at a time."""
+    deadline = time.monotonic() + seconds
+    counts = [0] * parallel
+
+    def worker(i: int) -> None:
+        while time.monotonic() < deadline:
+            subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kwargs)
+            counts[i] += 1
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(parallel) as pool:
+        list(pool.map(worker, range(parallel)))
+    return sum(counts) / (time.monotonic() - started)
+
+
+def bwrap_argv() -> list[str]:
+    args = [
+        "bwrap",
+        "--unshare-all",
+        "--unshare-user",
+        "--disable-userns",
+        "--die-with-parent",
+        "--new-session",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+    ]
+    for top in ("/bin", "/lib", "/lib64", "/sbin"):
+        if os.path.islink(top):
+            args += ["--symlink", os.readlink(top), top]
+    return [
+        *args,
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/tmp",
+        "--",
+        "/usr/bin/bash",
+        "-c",
+        "echo hi",
+    ]
+
+
+# --- the report --------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    cgroup = "v1" if Path("/sys/fs/cgroup/memory/tasks").exists() else "v2"
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB, Linux {platform.release()}, "
+        f"cgroup {cgroup}, Python {platform.python_version()}"
+    )
+
+
+def write_report(cases, cache, throughput, rates, service, started_at) -> str:
+    lines = [
+        "# execbox benchmark",
+        "",
+        f"Run {started_at} on {machine()} by `make bench` (scripts/bench.py). Latency is a",
+        "whole HTTP request to `/api/v1/execute`, one at a time; *bare* is the same program run",
+        "directly on the host (no sandbox, no HTTP). Memory is the cgroup's peak for execbox and",
+        "the process's peak RSS for bare.",
+        "",
+        "## Latency and memory by language and payload",
+        "",
+        "Payloads: source padding / output bytes — hello 0 B / 12 B, small 1 kB / 1 kB,",
+        "medium 64 kB / 64 kB, large 512 kB / 1 MB. Compiled languages are measured with the",
+        "compile cache warm (see below for the first compile).",
+        "",
+        "| language | payload | mean ms | p50 ms | p99 ms | bare p50 ms | p50 - bare | p50 / bare "
+        "| mean MiB | peak MiB | bare MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for case in cases:
+        s, b = stats(case.latency_ms), stats(case.bare_ms)
+        lines.append(
+            f"| {case.language} | {case.payload} | {s['mean']:.1f} | {s['p50']:.1f} | "
+            f"{s['p99']:.1f} | {b['p50']:.1f} | {s['p50'] - b['p50']:+.1f} | "
+            f"{s['p50'] / b['p50']:.2f}x | {statistics.mean(case.memory) / 2**20:.1f} | "
+            f"{max(case.memory) / 2**20:.1f} | "
+            + (f"{max(case.bare_memory) / 2**20:.1f} |" if case.bare_memory else "n/a |")
+        )
+    lines += [
+        "",
+        "## Compile cache: the same source twice",
+        "",
+        "| language | first request ms (p50) | same source again ms (p50) | ratio |",
+        "|---|---|---|---|",
+    ]
+    for language, (first, again) in cache.items():
+        lines.append(f"| {language} | {first:.0f} | {again:.1f} | {again / first:.3f} |")
+    lines += ["", "## Throughput of bash hello-world", "", "| what | runs/s |", "|---|---|"]
+    for concurrency, rate in throughput.items():
+        lines.append(f"| execbox over HTTP, concurrency {concurrency} | {rate:.0f} |")
+    for name, rate in rates.items():
+        lines.append(f"| {name} | {rate:.0f} |")
+    lines += [
+        "",
+        "## The service itself",
+        "",
+        f"- RSS idle after start: {service['idle_rss_mb']:.0f} MB; after the benchmark: "
+        f"{service['final_rss_mb']:.0f} MB.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def plots(cases, cache, throughput, rates) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    hello = [c for c in cases if c.payload == "hello"]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    xs = range(len(hello))
+    ax.bar([x - 0.2 for x in xs], [stats(c.bare_ms)["p50"] for c in hello], 0.4, label="bare")
+    ax.bar(
+        [x + 0.2 for x in xs],
+        [stats(c.latency_ms)["p50"] for c in hello],
+        0.4,
+        label="execbox (HTTP)",
+    )
+    ax.set_xticks(list(xs), [c.language for c in hello])
+    ax.set_ylabel("p50 latency, ms")
+    ax.set_title("hello-world: execbox vs the bare process")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(DOCS / "bench-hello.png", dpi=110)
+    written.append("bench-hello.png")
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for language in dict.fromkeys(c.language for c in cases):
+        mine = [c for c in cases if c.language == language]
+        ax.plot(
+            [c.payload for c in mine],
+            [stats(c.latency_ms)["p50"] for c in mine],
+            marker="o",
+            label=language,
+        )
+    ax.set_yscale("log")
+    ax.set_ylabel("p50 latency, ms (log)")
+    ax.set_title("latency by payload (source / output size)")
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    fig.savefig(DOCS / "bench-payloads.png", dpi=110)
+    written.append("bench-payloads.png")
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    names = [f"HTTP c={c}" for c in throughput] + list(rates)
+    values = list(throughput.values()) + list(rates.values())
+    ax.barh(names, values)
+    ax.set_xlabel("bash hello-world runs per second")
+    ax.set_title("throughput")
+    fig.tight_layout()
+    fig.savefig(DOCS / "bench-throughput.png", dpi=110)
+    written.append("bench-throughput.png")
+    return written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--languages", default=",".join(PRINTERS))
+    parser.add_argument("--seconds", type=float, default=4.0, help="per throughput figure")
+    args = parser.parse_args()
+    languages = args.languages.split(",")
+    started_at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    DOCS.mkdir(exist_ok=True)
+    process, url = start_server()
+    service = {"idle_rss_mb": rss_mb(process.pid)}
+    cores = os.cpu_count() or 1
+    try:
+        with (
+            httpx.Client(base_url=url, timeout=120) as client,
+            tempfile.TemporaryDirectory() as tmp,
+        ):
+            print("latency and memory:", flush=True)
+            cases = measure_cases(client, Bare(Path(tmp)), languages, args.repeats)
+            print("compile cache:", flush=True)
+            cache = measure_compile_cache(client, languages, args.repeats)
+        print("throughput:", flush=True)
+        throughput = {}
+        for concurrency in sorted({1, cores, 4 * cores}):
+            total = max(50, int(args.seconds * 100))
+            throughput[concurrency] = asyncio.run(http_throughput(url, concurrency, total))
+            print(f"  HTTP concurrency {concurrency}: {throughput[concurrency]:.0f}/s", flush=True)
+        service["final_rss_mb"] = rss_mb(process.pid)
+    finally:
+        process.terminate()
+        process.wait(60)
+        with contextlib.suppress(OSError):
+            BARE_CGROUP.rmdir()
+    parallel = 4 * cores
+    rates = {
+        f"bare sandbox: bwrap + bash, {parallel} at a time (no cgroup, no HTTP)": spawn_rate(
+            bwrap_argv(), parallel, args.seconds, user=61999, group=61999, extra_groups=[]
+        ),
+        f"bare bash -c 'echo hi', {parallel} at a time": spawn_rate(
+            [shutil.which("bash") or "bash", "-c", "echo hi"], parallel, args.seconds
+        ),
+    }
+    for name, rate in rates.items():
+        print(f"  {name}: {rate:.0f}/s", flush=True)
+    report = write_report(cases, cache, throughput, rates, service, started_at)
+    images = plots(cases, cache, throughput, rates)
+    report += "\n" + "\n".join(f"![{name}]({name})" for name in images) + "\n"
+    (DOCS / "benchmark.md").write_text(report)
+    print(f"wrote {DOCS / 'benchmark.md'} and {', '.join(images)}")
+
+
+if __name__ == "__main__":
+    main()
