@@ -10,10 +10,8 @@ import logging
 import time
 
 from fastapi import APIRouter, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import ValidationError
 
 from execbox.api.metrics import Metrics
 from execbox.api.models import (
@@ -173,12 +171,7 @@ async def languages(request: Request) -> list[LanguageModel]:
     tags=["original"],
     summary="The original endpoint: {lang, code} in, {output, error} out",
 )
-async def execute_original(request: Request) -> OriginalResponse:
-    # Parsed by hand so that a JSON body is accepted whatever Content-Type the client sent.
-    try:
-        body = OriginalRequest.model_validate_json(await request.body())
-    except ValidationError as err:
-        raise RequestValidationError(err.errors()) from None
+async def execute_original(body: OriginalRequest, request: Request) -> OriginalResponse:
     execution = ExecutionRequest(language=body.lang, files=[SourceFile("", body.code.encode())])
     result = await execute(request, execution)
     if result.compile is not None and result.status is Status.COMPILE_ERROR:
