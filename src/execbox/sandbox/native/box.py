@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import math
 import os
-import resource
 import signal
 import time
 from dataclasses import dataclass, field
@@ -33,6 +31,7 @@ MIN_POLL_S = 0.005
 MAX_POLL_S = 0.1
 DRAIN_TIMEOUT_S = 2.0
 BASH = "/usr/bin/bash"
+SETPRIV = "/usr/bin/setpriv"
 # Reads NUL-separated words from the command pipe: soft/hard CPU seconds, file size (KiB),
 # stack (KiB), then argv. Lowers its rlimits, closes the pipe, and becomes the program.
 STUB = r"""
@@ -40,7 +39,7 @@ mapfile -d '' -t w <&"$1" || exit 125
 eval "exec $1<&-"
 [ "${#w[@]}" -gt 4 ] || exit 125
 ulimit -S -t "${w[0]}" && ulimit -H -t "${w[1]}" && ulimit -f "${w[2]}" && ulimit -s "${w[3]}" \
-  || exit 125
+  && ulimit -c 0 && ulimit -n 1024 || exit 125
 exec "${w[@]:4}"
 """
 
@@ -111,32 +110,10 @@ def _read_child_pid(fd: int) -> int | None:
             continue
 
 
-def _apply_rlimits(rlimits: tuple[tuple[int, tuple[int, int]], ...]) -> None:
-    """In the forked child, before bwrap: lowering one's own limits needs no privilege
-    (setting another uid's, or raising them, needs CAP_SYS_RESOURCE, which may be missing)."""
-    for which, (soft, hard) in rlimits:
-        current_hard = resource.getrlimit(which)[1]
-        if current_hard != resource.RLIM_INFINITY:
-            hard = min(hard, current_hard)
-            soft = min(soft, hard)
-        resource.setrlimit(which, (soft, hard))
-
-
-def _ceiling_rlimits(maximum: Limits) -> tuple[tuple[int, tuple[int, int]], ...]:
-    """Limits a box starts with: the most any request may ask; the stub lowers them."""
-    cpu_s = math.ceil(maximum.cpu_time_ms / 1000) + 2
-    file_size = maximum.file_size_mb * 1024 * 1024
-    return (
-        (resource.RLIMIT_CORE, (0, 0)),
-        (resource.RLIMIT_CPU, (cpu_s, cpu_s)),
-        (resource.RLIMIT_FSIZE, (file_size, file_size)),
-        (resource.RLIMIT_NOFILE, (1024, 1024)),
-    )
-
-
 def stub_words(limits: Limits, argv: list[str]) -> bytes:
     """What the stub reads: per-process rlimits, a backstop behind the cgroup (never an
-    address-space limit: it breaks the JVM, Go and V8), then the program's argv."""
+    address-space limit: it breaks the JVM, Go and V8), then the program's argv. The stub
+    lowers them itself (setting another uid's limits would need CAP_SYS_RESOURCE)."""
     cpu_s = math.ceil(limits.cpu_time_ms / 1000) + 1
     words = [
         str(cpu_s),
@@ -185,7 +162,6 @@ async def start_box(
     uid: int,
     work: Path,
     cgroup: cgroups.StageCgroup,
-    maximum: Limits,
     profile: Profile,
     seccomp_program: bytes,
 ) -> Box | str:
@@ -202,14 +178,13 @@ async def start_box(
     ]  # fmt: skip
     fds["args"] = _pipe_with("\0".join(options).encode() + b"\0")
     try:
+        # setpriv drops to the sandbox's uid and execs bwrap: no Python code runs between fork
+        # and exec, so the spawn can use vfork instead of copying the service's memory map.
+        drop = [SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
         process = await spawn(
-            [bwrap, "--args", str(fds["args"]), "--", *_stub_argv(command_read)],
+            [*drop, bwrap, "--args", str(fds["args"]), "--", *_stub_argv(command_read)],
             pass_fds=(*fds.values(), command_read),
-            user=uid,
-            group=uid,
-            extra_groups=[],
             env={},
-            preexec_fn=functools.partial(_apply_rlimits, _ceiling_rlimits(maximum)),
         )
     except BaseException:
         for fd in (info_read, block_write, command_write):
@@ -389,8 +364,4 @@ async def _feed(stdin: asyncio.StreamWriter, data: bytes) -> None:
         pass
 
 
-def tmpfs_size(maximum: Limits) -> int:
-    return maximum.memory_mb * 1024 * 1024
-
-
-__all__ = ["WORKDIR", "Box", "Profile", "run_in_box", "start_box", "tmpfs_size"]
+__all__ = ["WORKDIR", "Box", "Profile", "run_in_box", "start_box"]

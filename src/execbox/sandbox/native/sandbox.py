@@ -251,7 +251,6 @@ class NativeSandbox:
                 uid=uid,
                 work=work,
                 cgroup=cgroup,
-                maximum=self.maximum,
                 profile=profile,
                 seccomp_program=self._seccomp,
             )
