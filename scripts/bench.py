@@ -81,6 +81,7 @@ PAYLOADS = {  # name: (source padding bytes, output bytes)
 }
 COMPILED = {"go", "java", "rust", "c++", "c"}
 GAP_S = 0.05
+SETTLE_S = 5
 
 
 def source(language: str, payload: str, salt: str = "") -> tuple[str, str]:
@@ -491,6 +492,7 @@ def main() -> None:
     started_at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     DOCS.mkdir(exist_ok=True)
     process, url = start_server()
+    time.sleep(SETTLE_S)  # the warm pool fills for every language after start
     service = {"idle_rss_mb": rss_mb(process.pid)}
     cores = os.cpu_count() or 1
     try:
