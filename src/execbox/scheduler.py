@@ -105,14 +105,6 @@ class Scheduler:
             draining=self._draining,
         )
 
-    @property
-    def saturated(self) -> bool:
-        return self._queued >= self.queue_size
-
-    @property
-    def draining(self) -> bool:
-        return self._draining
-
     def _retry_after(self) -> int:
         """A guess at when a slot frees up: the queue ahead, drained at the recent pace."""
         return max(1, round((self._queued + 1) * self._recent_run_s / self.capacity))
