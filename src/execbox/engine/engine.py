@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+from pathlib import PurePosixPath
 
 from execbox.config import Settings
 from execbox.engine.catalog import Catalog
@@ -49,22 +51,15 @@ class Engine:
         files = []
         for index, item in enumerate(request.files):
             name = item.name
-            if not name:
+            if not name and index == 0:
                 name = runtime.language.entry_for_code(item.content.decode(errors="replace"))
-                if index:
-                    name = (
-                        f"file{index}{name[name.rfind('.') :]}" if "." in name else f"file{index}"
-                    )
+            elif not name:
+                name = f"file{index}{PurePosixPath(runtime.language.entry).suffix}"
             files.append(SourceFile(name, item.content))
-        files = check_files(files, self.settings.max_files)
-        request = ExecutionRequest(
+        request = dataclasses.replace(
+            request,
             language=runtime.language.name,
-            files=files,
-            version=request.version,
-            stdin=request.stdin,
-            args=request.args,
-            limits=request.limits,
-            compile_limits=request.compile_limits,
+            files=check_files(files, self.settings.max_files),
         )
         return Job(
             runtime,

@@ -81,9 +81,6 @@ class StageCgroup:
         """Count CPU time and peak memory from now on (a box's stub ran before its program)."""
         self.driver.reset_stats(self.name)
 
-    def remove(self) -> None:
-        self.driver.remove(self.name)
-
 
 class CgroupDriver:
     version: int
