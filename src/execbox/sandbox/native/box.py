@@ -31,6 +31,8 @@ MIN_POLL_S = 0.005
 MAX_POLL_S = 0.1
 DRAIN_TIMEOUT_S = 2.0
 BASH = "/usr/bin/bash"
+# bwrap's pid-1 reaper sits in the stage's cgroup beside the program's own processes.
+REAPER_PROCESSES = 1
 SETPRIV = "/usr/bin/setpriv"
 # Reads NUL-separated words from the command pipe: soft/hard CPU seconds, file size (KiB),
 # stack (KiB), then argv. Lowers its rlimits, closes the pipe, and becomes the program.
@@ -248,7 +250,7 @@ async def run_in_box(box: Box, spec: StageSpec, cpus: float) -> StageResult:
 def _load(box: Box, spec: StageSpec) -> None:
     workdir.write_files(box.work, spec.files, box.uid)
     limits = spec.limits
-    box.cgroup.set_limits(limits.memory_mb * 1024 * 1024, limits.processes + 2)
+    box.cgroup.set_limits(limits.memory_mb * 1024 * 1024, limits.processes + REAPER_PROCESSES)
     box.cgroup.reset_stats()
 
 
