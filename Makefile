@@ -8,12 +8,12 @@ BIN := $(VENV)/bin
 # each installed only when its command is missing (a machine may have its own node, JDK...).
 APT_COMMANDS := bwrap:bubblewrap ps:procps go:golang-go g++:g++ gcc:gcc node:nodejs javac:default-jdk-headless rustc:rustc
 
-.PHONY: run test setup system venv lint bench clean
+.PHONY: run test setup system venv lint bench clean docker-images
 
 run: setup
 	$(BIN)/execbox serve
 
-test: setup
+test: setup docker-images
 	$(BIN)/ruff check src tests
 	$(BIN)/pytest -q
 
@@ -39,6 +39,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
+
+# The Docker backend's images, built locally (debootstrap + docker import; no registry);
+# kept when already present. Skipped, with a note, where no Docker engine answers.
+docker-images:
+	@if docker info >/dev/null 2>&1; then docker/build-images.sh; \
+	else echo "no Docker engine answers: skipping the Docker backend's images"; fi
 
 bench: setup
 	$(BIN)/pip install -q -e '.[dev,bench]'

@@ -191,7 +191,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server() -> tuple[subprocess.Popen, str]:
+def start_server(extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {
         **os.environ,
@@ -199,6 +199,7 @@ def start_server() -> tuple[subprocess.Popen, str]:
         "EXECBOX_STATE_DIR": "/run/execbox-bench",
         "EXECBOX_LOG_LEVEL": "warning",
         "EXECBOX_QUEUE_SIZE": "1024",
+        **(extra_env or {}),
     }
     log = open(ROOT / ".bench-server.log", "wb")  # noqa: SIM115 - lives as long as the server
     process = subprocess.Popen(

@@ -1,4 +1,9 @@
-"""Tests run against a real execbox server (real bwrap, cgroups and seccomp) on 127.0.0.1."""
+"""Tests run against a real execbox server (real bwrap, cgroups and seccomp; or the real
+Docker engine) on 127.0.0.1.
+
+A test module that sets ``BACKENDS = ("native", "docker")`` runs each of its server tests
+against both backends; the others run against the native backend only.
+"""
 
 from __future__ import annotations
 
@@ -26,14 +31,16 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, env: dict[str, str] | None = None) -> None:
+    def __init__(self, env: dict[str, str] | None = None, backend: str = "native") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.backend = backend
         self.env = {
             **os.environ,
             "EXECBOX_HOST": "127.0.0.1",
             "EXECBOX_PORT": str(self.port),
             "EXECBOX_STATE_DIR": "/run/execbox-test",
+            "EXECBOX_BACKEND": backend,
             **(env or {}),
         }
         self.log = ROOT / ".pytest_cache" / f"server-{self.port}.log"
@@ -72,9 +79,36 @@ class Server:
             return self.process.wait()
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        backends = getattr(metafunc.module, "BACKENDS", ("native",))
+        metafunc.parametrize("backend", backends, indirect=True, scope="session")
+
+
+def docker_unavailable() -> str | None:
+    """Why the Docker backend cannot be tested here, or None."""
+    try:
+        import docker
+
+        client = docker.from_env()
+        client.ping()
+        client.images.get(os.environ.get("EXECBOX_DOCKER_IMAGE", "execbox-runtime:latest"))
+    except Exception as err:
+        return f"no Docker engine with the runtime image answers: {err}"
+    return None
+
+
 @pytest.fixture(scope="session")
-def server() -> Iterator[Server]:
-    srv = Server().start()
+def backend(request: pytest.FixtureRequest) -> str:
+    name = getattr(request, "param", "native")
+    if name == "docker" and (reason := docker_unavailable()):
+        pytest.skip(reason)
+    return name
+
+
+@pytest.fixture(scope="session")
+def server(backend: str) -> Iterator[Server]:
+    srv = Server(backend=backend).start()
     yield srv
     srv.stop()
 
@@ -100,15 +134,27 @@ def run(client: httpx.Client):
     return _run
 
 
+# Host uids that sandboxed programs run as: the native pool, and the Docker backend's user.
+SANDBOX_UIDS = (range(61000, 62000), range(65534, 65535))
+WAITING_BOX = (
+    # native: bwrap's two processes, or the stub shell that waits for its command
+    "/usr/bin/bwrap --args ",
+    "/usr/bin/bash --noprofile --norc -c ",
+    # docker: docker-init, and the shell (and its tar) waiting for the run's archive
+    "/sbin/docker-init -- sh -c tar -x -o -C / -f - ",
+    "sh -c tar -x -o -C / -f - ",
+    "tar -x -o -C / -f -",
+)
+
+
 def _waiting_warm_box(ps_line: str) -> bool:
-    """A sandbox of the warm pool, started ahead and waiting for its program: bwrap's two
-    processes, or the stub shell that waits for its command."""
+    """A sandbox of the warm pool, started ahead and waiting for its program."""
     args = ps_line.split(None, 3)[3]
-    return args.startswith(("/usr/bin/bwrap --args ", "/usr/bin/bash --noprofile --norc -c "))
+    return args.startswith(WAITING_BOX)
 
 
 def sandbox_processes(settle_s: float = 2.0) -> list[str]:
-    """Live host processes running as a sandbox uid (61000 and up), as 'pid uid stat cmd' lines.
+    """Live host processes running as a sandbox uid, as 'pid uid stat cmd' lines.
 
     Zombies are dead already (the host's init reaps them when their pid namespace dies), so
     they do not count; a moment is allowed for that to happen.
@@ -121,7 +167,7 @@ def sandbox_processes(settle_s: float = 2.0) -> list[str]:
         alive = [
             line
             for line in out.splitlines()
-            if 61000 <= int(line.split()[1]) < 62000
+            if any(int(line.split()[1]) in uids for uids in SANDBOX_UIDS)
             and not line.split()[2].startswith("Z")
             and not _waiting_warm_box(line)
         ]

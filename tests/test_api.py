@@ -7,6 +7,9 @@ import base64
 import httpx
 import pytest
 
+# Every test here runs against both sandbox backends.
+BACKENDS = ("native", "docker")
+
 GO_LOOP = (
     'package main\nimport "fmt"\nfunc main() {\n s := 0\n'
     " for i := 0; i < 1000; i++ { s++ }\n fmt.Println(s)\n}\n"

@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from conftest import host_uids_of_a_running_program, sandbox_processes
+
+# Every test here runs against both sandbox backends.
+BACKENDS = ("native", "docker")
 
 
 def test_isolation_probe(isolation_verified):
     """The session-wide check itself (unprivileged, no caps, seccomp, namespaces)."""
 
 
-def test_runs_as_unprivileged_user(run, client):
+# The uid a program sees, and the host uids it may run as, per backend.
+INSIDE_UID = {"native": "1000", "docker": "65534"}
+HOST_UIDS = {"native": range(61000, 62000), "docker": range(65534, 65535)}
+
+
+def test_runs_as_unprivileged_user(run, client, backend):
     body = run("bash", "id -u; id -g; grep CapEff /proc/self/status")
     uid, gid, caps = body["run"]["stdout"].splitlines()
-    assert uid == "1000" and gid == "1000"
+    assert uid == gid == INSIDE_UID[backend]
     assert caps.split()[1] == "0000000000000000"
-    assert all(61000 <= uid < 62000 for uid in host_uids_of_a_running_program(client))
+    host_uids = host_uids_of_a_running_program(client)
+    assert host_uids and all(uid in HOST_UIDS[backend] for uid in host_uids)
 
 
 def test_no_network(run, server):
@@ -48,7 +58,26 @@ def test_no_network_while_compiling(run):
     assert "eth" not in text and "ens" not in text
 
 
-def test_host_secrets_are_not_visible(run):
+def test_host_secrets_are_not_visible(run, backend):
+    if backend == "docker":
+        # A container sees its image's /etc, not the host's: what must stay out of reach is
+        # the host itself -- its secrets, the service's state and the engine's socket.
+        secret = Path("/root/execbox-test-secret")
+        secret.write_text("s3cret")
+        try:
+            code = (
+                f"for f in {secret} /run/execbox /run/execbox-test /var/run/docker.sock "
+                "/run/docker.sock; do "
+                "if cat $f >/dev/null 2>&1 || ls $f >/dev/null 2>&1; then echo visible $f; fi; "
+                "done; grep -rs s3cret /root /etc /run /var 2>/dev/null | head -1; "
+                "tr '\\0' '\\n' < /proc/1/environ"
+            )
+            out = run("bash", code)["run"]["stdout"]
+        finally:
+            secret.unlink()
+        assert "visible" not in out and "s3cret" not in out, out
+        assert "EXECBOX" not in out  # the service's environment does not reach the container
+        return
     code = (
         "for f in /etc/shadow /etc/ssh /root /home /run/execbox /run/execbox-test "
         "/var/run/docker.sock /var/lib; do "
@@ -82,10 +111,11 @@ def test_environment_is_clean(run):
     }
 
 
-def test_service_processes_are_not_visible(run):
+def test_service_processes_are_not_visible(run, backend):
     out = run("bash", "ps -eo pid,args --no-headers | wc -l; cat /proc/1/cmdline | tr '\\0' ' '")
     count, init = out["run"]["stdout"].split("\n", 1)
-    assert int(count) <= 4  # bwrap's reaper, bash, ps, wc
+    # native: bwrap's reaper, bash, ps, wc; docker: docker-init and the watching shell
+    assert int(count) <= {"native": 4, "docker": 5}[backend]
     assert "execbox" not in init and "python" not in init
 
 

@@ -6,6 +6,9 @@ import base64
 
 import pytest
 
+# Every test here runs against both sandbox backends.
+BACKENDS = ("native", "docker")
+
 HELLO = {
     "python": 'print("Hello world!")',
     "bash": 'echo "Hello world!"',

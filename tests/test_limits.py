@@ -7,6 +7,9 @@ import time
 import pytest
 from conftest import sandbox_processes
 
+# Every test here runs against both sandbox backends.
+BACKENDS = ("native", "docker")
+
 
 @pytest.fixture(autouse=True)
 def healthy_after(client):
@@ -116,9 +119,11 @@ def test_fork_bomb_is_contained(run):
 
 def test_process_limit_refuses_more_processes(run):
     # The program itself is one of the 10: nine children start, the tenth fork fails.
-    code = ("import os, time\nn = 0\nfor _ in range(50):\n    try:\n        pid = os.fork()\n"
-            "    except OSError:\n        break\n    if pid == 0:\n        time.sleep(5)\n"
-            "        os._exit(0)\n    n += 1\nprint(n, flush=True)\nos._exit(0)")
+    code = (
+        "import os, time\nn = 0\nfor _ in range(50):\n    try:\n        pid = os.fork()\n"
+        "    except OSError:\n        break\n    if pid == 0:\n        time.sleep(5)\n"
+        "        os._exit(0)\n    n += 1\nprint(n, flush=True)\nos._exit(0)"
+    )
     body = run("python", code, limits={"processes": 10, "wall_time_ms": 3000})
     assert body["run"]["stdout"] == "9\n"
 

@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     # Sandboxes kept started and waiting, per toolchain, each for one program; 0 = none.
     warm_pool: int = 2
 
+    # Docker backend: the default image of every language, and per-language overrides
+    # ("python=python:3.12-slim,go=golang:1.22"); the engine is found as the Docker CLI does
+    # (DOCKER_HOST, or the local socket).
+    docker_image: str = "execbox-runtime:latest"
+    docker_images: str = ""
+
     # Run-stage limits: defaults when a request omits them, and the maximum a request may ask.
     run_wall_time_ms: int = 5_000
     run_cpu_time_ms: int = 3_000
@@ -95,6 +101,10 @@ class Settings(BaseSettings):
     api_keys: str = ""
     # On SIGTERM: how long running and queued work may take to finish before it is killed.
     shutdown_grace_s: float = 30.0
+
+    def docker_image_overrides(self) -> dict[str, str]:
+        pairs = (item.split("=", 1) for item in self.docker_images.split(",") if "=" in item)
+        return {name.strip(): image.strip() for name, image in pairs if image.strip()}
 
     def api_key_set(self) -> frozenset[str]:
         return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())

@@ -1,7 +1,8 @@
 """Languages as data: load ``languages.toml`` and resolve each toolchain on this host.
 
 Resolution happens once, at start: shims (pyenv, rustup) are resolved to the real binaries and
-install directories, so that sandboxes bind only those.
+install directories, so that sandboxes bind only those. The native backend resolves on this host;
+the Docker backend resolves inside each language's image (its paths are the image's, not ours).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import re
 import string
 import subprocess
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import PurePosixPath
@@ -18,6 +20,10 @@ from pathlib import PurePosixPath
 from execbox.config import Limits
 
 DISCOVER_TIMEOUT_S = 20
+
+# Runs one discover command (a shell command line) where the language's programs will run,
+# in the language's image when it has one, and returns its standard output.
+Shell = Callable[[str, str | None], str]
 
 
 class LanguageError(Exception):
@@ -65,6 +71,8 @@ class Language:
     compile_limit_overrides: dict[str, int]
     entry_pattern: re.Pattern[str] | None = None
     lean: LeanRun | None = None
+    # The container image its programs run in (Docker backend); None = the backend's default.
+    image: str | None = None
     # Why the toolchain could not be resolved on this host; None when it was.
     unavailable_reason: str | None = None
     discovered: dict[str, str] = field(default_factory=dict)
@@ -114,25 +122,36 @@ def _substitute(text: str, values: dict[str, str]) -> str:
     return text
 
 
-def _discover(name: str, commands: dict[str, str]) -> dict[str, str]:
+def host_shell(command: str, image: str | None = None) -> str:
+    """Run a discover command on this host (the native backend's programs run here)."""
+    done = subprocess.run(
+        ["sh", "-c", command],
+        capture_output=True,
+        text=True,
+        timeout=DISCOVER_TIMEOUT_S,
+        stdin=subprocess.DEVNULL,
+    )
+    if done.returncode != 0:
+        raise LanguageError(done.stderr.strip()[-300:] or f"exit code {done.returncode}")
+    return done.stdout
+
+
+def _discover(name: str, commands: dict[str, str], shell: Shell, image: str | None):
     values: dict[str, str] = {}
     for key, command in commands.items():
-        shell = _substitute(command, values)
-        done = subprocess.run(
-            ["sh", "-c", shell],
-            capture_output=True,
-            text=True,
-            timeout=DISCOVER_TIMEOUT_S,
-            stdin=subprocess.DEVNULL,
-        )
-        value = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
-        if done.returncode != 0 or not value:
-            raise LanguageError(f"{name}: cannot find {key} ({shell!r} failed)")
+        line = _substitute(command, values)
+        try:
+            output = shell(line, image).strip()
+        except (LanguageError, subprocess.SubprocessError, OSError) as err:
+            raise LanguageError(f"{name}: cannot find {key} ({line!r} failed: {err})") from None
+        value = output.splitlines()[-1] if output else ""
+        if not value:
+            raise LanguageError(f"{name}: cannot find {key} ({line!r} printed nothing)")
         values[key] = value
     return values
 
 
-def _language(key: str, data: dict) -> Language:
+def _language(key: str, data: dict, shell: Shell, images: dict[str, str]) -> Language:
     name = data.get("name", key)
     try:
         entry = data["entry"]
@@ -146,18 +165,19 @@ def _language(key: str, data: dict) -> Language:
     )
     if unknown:
         raise LanguageError(f"{name}: unknown limits {sorted(unknown)}")
+    image = images.get(name) or data.get("image")
     reason = None
     values: dict[str, str] = {}
     try:
-        values = _discover(name, data.get("discover", {}))
-    except (LanguageError, subprocess.SubprocessError, OSError) as err:
+        values = _discover(name, data.get("discover", {}), shell, image)
+    except LanguageError as err:
         reason = str(err)
 
     def expand(items) -> tuple[str, ...]:
         return tuple(_substitute(item, values) for item in items)
 
     mounts = tuple(m for m in expand(data.get("mounts", [])) if "{" not in m)
-    if reason is None:
+    if reason is None and shell is host_shell:
         missing = [m for m in mounts if not os.path.isdir(m)]
         binary = expand(run)[0] if compile_ is None else expand(compile_)[0]
         if missing:
@@ -187,18 +207,27 @@ def _language(key: str, data: dict) -> Language:
         compile_limit_overrides=dict(data.get("compile_limits", {})),
         entry_pattern=re.compile(pattern) if pattern else None,
         lean=lean,
+        image=image,
         unavailable_reason=reason,
         discovered=values,
     )
 
 
-def load_languages(text: str | None = None) -> dict[str, Language]:
-    """Parse the language data and resolve every toolchain; keyed by canonical name."""
+def load_languages(
+    text: str | None = None,
+    shell: Shell = host_shell,
+    images: dict[str, str] | None = None,
+) -> dict[str, Language]:
+    """Parse the language data and resolve every toolchain; keyed by canonical name.
+
+    ``shell`` runs the discover commands where programs will run; ``images`` overrides the
+    data's container image per language name.
+    """
     if text is None:
         text = resources.files("execbox").joinpath("languages.toml").read_text()
     languages: dict[str, Language] = {}
     for key, data in tomllib.loads(text).items():
-        language = _language(key, data)
+        language = _language(key, data, shell, images or {})
         languages[language.name] = language
     return languages
 

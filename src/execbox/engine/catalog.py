@@ -68,6 +68,8 @@ class Catalog:
                 limits=PROBE_LIMITS,
                 env=language.env,
                 mounts=language.mounts,
+                image=language.image,
+                keep_warm=False,
             )
         )
         output = result.stdout + result.stderr

@@ -28,9 +28,15 @@ class Engine:
 
     @classmethod
     async def start(cls, settings: Settings, sandbox: Sandbox | None = None) -> Engine:
-        languages = await asyncio.to_thread(load_languages)
         sandbox = sandbox or create_sandbox(settings)
         await sandbox.start()
+        try:
+            languages = await asyncio.to_thread(
+                load_languages, shell=sandbox.shell, images=settings.docker_image_overrides()
+            )
+        except BaseException:
+            await sandbox.close()
+            raise
         catalog = Catalog(languages, settings)
         await catalog.probe(sandbox)
         for runtime in catalog.runtimes.values():

@@ -109,6 +109,7 @@ class Job:
             limits=limits,
             env=self.language.env,
             mounts=self.language.mounts,
+            image=self.language.image,
             **extra,
         )
 
@@ -122,7 +123,15 @@ class Job:
                 return self._result(compile_report.status, compile_report, None)
             files = list(outcome.files)
         template = self.language.run_template([(f.name, f.content) for f in self.request.files])
-        spec = self._spec(template, files, self.run_limits, stdin=self.request.stdin)
+        # Sandboxes are kept warm for requests with the default limits only: a pool per
+        # custom combination would hold idle sandboxes that few requests can use.
+        spec = self._spec(
+            template,
+            files,
+            self.run_limits,
+            stdin=self.request.stdin,
+            keep_warm=not self.request.limits.given(),
+        )
         spec.argv.extend(self.request.args)
         run_report = judge(await sandbox.run(spec), self.run_limits, compile_stage=False)
         return self._result(run_report.status, compile_report, run_report)
@@ -131,7 +140,13 @@ class Job:
         self, sandbox: Sandbox, files: list[SandboxFile], cache: CompileCache | None
     ) -> tuple[CompileOutcome, bool]:
         assert self.language.compile is not None
-        spec = self._spec(self.language.compile, files, self.compile_limits, collect_files=True)
+        spec = self._spec(
+            self.language.compile,
+            files,
+            self.compile_limits,
+            collect_files=True,
+            keep_warm=not self.request.compile_limits.given(),
+        )
 
         async def compile_() -> CompileOutcome:
             result = await sandbox.run(spec)

@@ -13,4 +13,8 @@ def create_sandbox(settings: Settings) -> Sandbox:
         from execbox.sandbox.native import NativeSandbox
 
         return NativeSandbox(settings)
+    if settings.backend == "docker":
+        from execbox.sandbox.docker import DockerSandbox
+
+        return DockerSandbox(settings)
     raise ValueError(f"the {settings.backend!r} backend is not available in this build")

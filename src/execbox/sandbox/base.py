@@ -31,9 +31,14 @@ class StageSpec:
     limits: Limits
     env: dict[str, str] = field(default_factory=dict)
     mounts: tuple[str, ...] = ()  # host directories to bind read-only at the same path
+    image: str | None = None  # the container image (Docker backend); None = its default
     stdin: bytes = b""
     # Return the work dir's files after the stage (a compile stage's artifacts).
     collect_files: bool = False
+    # Keep a sandbox like this one started for the next stage: false for stages whose kind
+    # few others share (custom limits, the version probes at start). A hint: a backend whose
+    # sandboxes fit any limits (native) keeps its pool anyway.
+    keep_warm: bool = True
 
 
 @dataclass
@@ -58,6 +63,11 @@ class Sandbox(Protocol):
 
     async def start(self) -> None:
         """Prepare the backend (clean what a dead server left, check the host)."""
+
+    def shell(self, command: str, image: str | None) -> str:
+        """Run a shell command where programs run (this host, or a container of ``image``)
+        and return its output: how toolchains are found. Blocking; called once at start."""
+        ...
 
     async def close(self) -> None:
         """Kill whatever still runs and release every resource."""

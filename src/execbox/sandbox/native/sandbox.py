@@ -17,9 +17,11 @@ import uuid
 from pathlib import Path
 
 from execbox.config import Settings
+from execbox.languages import host_shell
 from execbox.sandbox.base import WORKDIR, StageResult, StageSpec
 from execbox.sandbox.native import cgroups, seccomp, workdir
 from execbox.sandbox.native.box import Box, Profile, run_in_box, start_box
+from execbox.sandbox.servers import server_alive, server_name
 
 log = logging.getLogger("execbox.sandbox")
 
@@ -38,25 +40,6 @@ ENV = {
 
 class SandboxUnavailable(Exception):
     """The host cannot run the native sandbox (no bwrap, not root, no cgroups)."""
-
-
-def _start_time(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def _server_name(pid: int) -> str:
-    return f"srv-{pid}-{_start_time(pid)}"
-
-
-def _server_alive(name: str) -> bool:
-    parts = name.split("-")
-    if len(parts) != 3 or parts[0] != "srv" or not parts[1].isdigit():
-        return False
-    return _server_name(int(parts[1])) == name
 
 
 def _root_fs_args() -> list[str]:
@@ -88,7 +71,7 @@ class NativeSandbox:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.server = _server_name(os.getpid())
+        self.server = server_name()
         self.state = Path(settings.state_dir)
         self.work_root = self.state / self.server / "work"
         self.maximum = settings.max_limits()
@@ -147,6 +130,9 @@ class NativeSandbox:
             self._uids.put_nowait(uid)
         log.info("native sandbox ready: cgroup v%d, server %s", self._cgroups.version, self.server)
 
+    def shell(self, command: str, image: str | None) -> str:
+        return host_shell(command)
+
     def _clean_dead_servers(self) -> None:
         """Remove cgroups, mounts and work dirs that a server that died left behind."""
         assert self._cgroups is not None
@@ -154,7 +140,7 @@ class NativeSandbox:
         if self.state.is_dir():
             names.update(p.name for p in self.state.iterdir() if p.name.startswith("srv-"))
         for name in names:
-            if name == self.server or _server_alive(name):
+            if name == self.server or server_alive(name):
                 continue
             log.warning("cleaning up after dead server %s", name)
             self._cgroups.remove_server(name)

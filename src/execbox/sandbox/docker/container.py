@@ -1,0 +1,357 @@
+"""One container's life: how it is created, handed its one program, and read to the end.
+
+A container is created and started ahead of time (the warm pool) with every limit that Docker
+fixes at creation: memory (= memory + swap), pids, CPU quota, ulimits, a read-only root with
+size-limited tmpfs mounts, no network, no capabilities, no-new-privileges, an unprivileged
+user, and docker-init as pid 1. Its shell waits on the attached stdin for a tar stream.
+
+To run, the host attaches, sends one tar archive -- the program's files under /box, the
+program's stdin and a generated run script under /tmp -- and closes its side. The shell
+extracts it and sources the script: CPU rlimit, start the program, wait for it, kill whatever
+it left, then end stdout and stderr with a marker line carrying a per-run nonce and the
+container's own cgroup figures (exit code, CPU time, peak memory, OOM kills), and for a compile
+stage an archive of the work dir. Nothing is bind-mounted from the host, and the host never
+reads the container's file system: files come back only inside that stream, parsed here.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+import math
+import secrets
+import shlex
+import socket
+import tarfile
+import time
+from dataclasses import dataclass
+
+from execbox.config import Limits
+from execbox.sandbox.base import WORKDIR, LimitHit, SandboxFile, StageResult, StageSpec
+from execbox.sandbox.docker.frames import Demultiplexer
+from execbox.sandbox.syscalls import DENIED_SYSCALLS, namespace_flag_bits
+
+USER = 65534
+LABEL = "org.execbox"
+RUN_SCRIPT = "/tmp/.box-run"
+STDIN_FILE = "/tmp/.box-stdin"
+OUT_FILE = "/tmp/.box-out"
+# The container's command (docker-init is pid 1 and reaps): wait for the archive, then run.
+STUB = f"tar -x -o -C / -f - && . {RUN_SCRIPT}"
+READ_CHUNK = 1 << 16
+CPU_POLL_S = 0.05
+EXIT_WAIT_S = 2.0  # a container whose stream ended: how long it may take to be seen exited
+
+# Figures from the container's own cgroup, as mounted inside it (cgroup v1 or v2).
+CGROUP_FIGURES = r"""
+_cg=/sys/fs/cgroup
+_cpu() {
+  if [ -r $_cg/cpuacct/cpuacct.usage ]; then read _v < $_cg/cpuacct/cpuacct.usage; echo $_v
+  elif [ -r $_cg/cpu.stat ]; then
+    while read _k _v; do [ "$_k" = usage_usec ] && echo "${_v}000"; done < $_cg/cpu.stat
+  else echo 0; fi
+}
+_peak() {
+  for _f in $_cg/memory/memory.max_usage_in_bytes $_cg/memory.peak; do
+    [ -r $_f ] && { read _v < $_f; echo $_v; return; }
+  done
+  echo 0
+}
+_ooms() {
+  for _f in $_cg/memory/memory.oom_control $_cg/memory.events; do
+    [ -r $_f ] && { while read _k _v; do [ "$_k" = oom_kill ] && echo $_v; done < $_f; return; }
+  done
+  echo 0
+}
+"""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a container is created with and cannot change later."""
+
+    image: str
+    env: tuple[tuple[str, str], ...]
+    memory_mb: int
+    processes: int
+    file_size_mb: int
+
+    @classmethod
+    def of(cls, spec: StageSpec, default_image: str) -> Profile:
+        limits = spec.limits
+        return cls(
+            image=spec.image or default_image,
+            env=tuple(sorted(spec.env.items())),
+            memory_mb=limits.memory_mb,
+            processes=limits.processes,
+            file_size_mb=limits.file_size_mb,
+        )
+
+
+def container_config(api, profile: Profile, cpus: float, labels: dict[str, str]) -> dict:
+    """The Engine API's create body for a container of this profile."""
+    from docker.types import LogConfig, Ulimit
+
+    memory = f"{profile.memory_mb}m"
+    tmpfs_options = f"rw,exec,nosuid,nodev,size={profile.memory_mb}m"
+    file_size = profile.file_size_mb * 1024 * 1024
+    host_config = api.create_host_config(
+        network_mode="none",
+        init=True,
+        read_only=True,
+        tmpfs={
+            WORKDIR: f"{tmpfs_options},uid={USER},gid={USER},mode=0700",
+            "/tmp": f"{tmpfs_options},mode=1777",
+        },
+        mem_limit=memory,
+        memswap_limit=memory,
+        # docker-init and the waiting shell count too.
+        pids_limit=profile.processes + 2,
+        nano_cpus=int(cpus * 1e9) if cpus > 0 else None,
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges", f"seccomp={SECCOMP_PROFILE}"],
+        ulimits=[
+            Ulimit(name="core", soft=0, hard=0),
+            Ulimit(name="nofile", soft=1024, hard=1024),
+            Ulimit(name="fsize", soft=file_size, hard=file_size),
+        ],
+        log_config=LogConfig(type="none"),
+        ipc_mode="private",
+    )
+    config = api.create_container_config(
+        profile.image,
+        ["sh", "-c", STUB],
+        user=f"{USER}:{USER}",
+        environment={"HOME": WORKDIR, **dict(profile.env)},
+        working_dir=WORKDIR,
+        stdin_open=True,
+        network_disabled=True,
+        hostname="execbox",
+        labels=labels,
+        host_config=host_config,
+    )
+    # Closing our side of the attach connection gives the shell's tar its end of file.
+    config["StdinOnce"] = True
+    return config
+
+
+def run_script(spec: StageSpec, nonce: str) -> str:
+    """The script the container's shell sources once the archive is in place."""
+    limits = spec.limits
+    cpu_s = math.ceil(limits.cpu_time_ms / 1000) + 1
+    stack_kib = min(limits.memory_mb, 256) * 1024
+    argv = " ".join(shlex.quote(word) for word in spec.argv)
+    collect = ""
+    if spec.collect_files:
+        collect = (
+            f"tar -c -C {WORKDIR} -f {OUT_FILE} . 2>/dev/null || : > {OUT_FILE}\n"
+            f'printf "\\n{nonce} archive %s\\n" "$(wc -c < {OUT_FILE})"\n'
+            f"cat {OUT_FILE}\n"
+        )
+    else:
+        collect = f'printf "\\n{nonce} end\\n"\n'
+    return (
+        f"rm -f {RUN_SCRIPT}\n"
+        f"exec 4<{STDIN_FILE}\n"
+        f"rm -f {STDIN_FILE}\n"
+        f"ulimit -t {cpu_s} && ulimit -s {stack_kib} || exit 125\n"
+        "unset HOSTNAME\n"
+        f"{CGROUP_FIGURES}\n"
+        "_start=$(_cpu)\n"
+        # In the background, so that this shell's own messages ("Killed") can be silenced
+        # without touching the program's stderr; its stdin must then be given explicitly.
+        f"{argv} <&4 4<&- &\n"
+        "exec 4<&- 3>&2 2>/dev/null\n"
+        "wait $!\n"
+        "_code=$?\n"
+        "kill -9 -1\n"
+        f'printf "\\n{nonce} %s %s %s %s\\n" "$_code" "$(($(_cpu) - _start))" "$(_peak)" '
+        '"$(_ooms)" >&3\n'
+        f"{collect}"
+    )
+
+
+def archive(spec: StageSpec, nonce: str) -> bytes:
+    """The tar stream the container's shell extracts at /: files, stdin, run script."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        entries = [
+            (f"{WORKDIR}/{file.path}", file.content, 0o755 if file.executable else 0o644)
+            for file in spec.files
+        ]
+        entries.append((STDIN_FILE, spec.stdin, 0o600))
+        entries.append((RUN_SCRIPT, run_script(spec, nonce).encode(), 0o600))
+        directories: set[str] = set()
+        for path, content, mode in entries:
+            parts = path.lstrip("/").split("/")
+            for depth in range(2, len(parts)):
+                directory = "/".join(parts[:depth])
+                if directory not in directories:
+                    directories.add(directory)
+                    tar.addfile(_info(directory, tarfile.DIRTYPE, 0o755))
+            info = _info(path.lstrip("/"), tarfile.REGTYPE, mode)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def _info(name: str, kind: bytes, mode: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.mode = mode
+    info.uid = info.gid = USER
+    info.mtime = int(time.time())
+    return info
+
+
+def read_archive(data: bytes, budget: int) -> list[SandboxFile]:
+    """The regular files of a work-dir archive made inside the container (untrusted: links,
+    devices and odd names are skipped, and the total is bounded)."""
+    files: list[SandboxFile] = []
+    total = 0
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        for member in tar:
+            if not member.isreg():
+                continue
+            name = member.name.removeprefix("./")
+            parts = name.split("/")
+            if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+                continue
+            total += member.size
+            if total > budget:
+                raise ValueError("the compile stage left more files than its memory limit")
+            content = tar.extractfile(member)
+            assert content is not None
+            files.append(SandboxFile(name, content.read(), bool(member.mode & 0o100)))
+    return files
+
+
+@dataclass
+class Outcome:
+    """What the host saw of one run, before it is turned into a StageResult."""
+
+    streams: Demultiplexer
+    wall_ms: float
+    timed_out: bool
+    ended: bool  # the stream closed before the markers: the container died
+    host_cpu_ms: float = 0.0  # the last CPU time read from the host (when it can read it)
+
+
+def new_nonce() -> str:
+    return secrets.token_hex(16)
+
+
+def send_and_read(sock: socket.socket, payload: bytes, spec: StageSpec, nonce: str, cpu_ns):
+    """Send the archive, then read the attach stream until both markers (and an archive)
+    arrived, the stream closed, a time limit passed or output overflowed. ``cpu_ns`` reads the
+    container's CPU time from the host (None where the host cannot see its cgroup)."""
+    limits = spec.limits
+    streams = Demultiplexer(limits.output_bytes, nonce)
+    sock.settimeout(None)
+    sock.sendall(payload)
+    sock.shutdown(socket.SHUT_WR)
+    started = time.monotonic()
+    deadline = started + limits.wall_time_ms / 1000
+    cpu_limit_ns = limits.cpu_time_ms * 1_000_000
+    cpu_start = cpu_ns() if cpu_ns else None
+    timed_out = ended = False
+    cpu_used_ns = 0
+    while not streams.done:
+        now = time.monotonic()
+        if now >= deadline:
+            timed_out = True
+            break
+        used = cpu_ns() if cpu_start is not None else None
+        if used is not None:
+            cpu_used_ns = used - cpu_start
+        if used is not None and used - cpu_start >= cpu_limit_ns:
+            timed_out = True
+            break
+        sock.settimeout(deadline - now if cpu_start is None else min(deadline - now, CPU_POLL_S))
+        try:
+            chunk = sock.recv(READ_CHUNK)
+        except TimeoutError:
+            continue
+        if not chunk:
+            ended = True
+            break
+        streams.feed(chunk)
+        if streams.overflow:
+            break
+    wall_ms = (time.monotonic() - started) * 1000
+    return Outcome(streams, wall_ms, timed_out, ended, cpu_used_ns / 1e6)
+
+
+def judge(
+    outcome: Outcome, spec: StageSpec, oom_killed: bool, exit_status: int | None = None
+) -> StageResult:
+    """Turn what the stream said into the backend-neutral result."""
+    limits: Limits = spec.limits
+    streams = outcome.streams
+    stdout, out_cut = streams.stdout.result()
+    stderr, err_cut = streams.stderr.result()
+    figures = streams.stderr.marker or []
+    exit_code: int | None = None
+    cpu_ms = outcome.host_cpu_ms
+    memory = 0
+    ooms = 0
+    if len(figures) == 4 and all(word.lstrip(b"-").isdigit() for word in figures):
+        exit_code = int(figures[0])
+        cpu_ms = max(0, int(figures[1])) / 1e6
+        memory = int(figures[2])
+        ooms = int(figures[3])
+    elif exit_status is not None and exit_status > 128:
+        # The program killed the shell that watched it (kill -9 -1): the container ended
+        # with that shell's death, the program's with it.
+        exit_code = exit_status
+    elif not (outcome.timed_out or streams.overflow or oom_killed):
+        detail = stderr.decode(errors="replace").strip()[-300:]
+        return StageResult(
+            None, None, b"", b"", internal_error=f"the container ended early: {detail}"
+        )
+    sig = None
+    if exit_code is not None and exit_code > 128:
+        sig, exit_code = exit_code - 128, None
+    limit = None
+    if outcome.timed_out:
+        limit = LimitHit.TIME
+    elif streams.overflow:
+        limit = LimitHit.OUTPUT
+    elif ooms > 0 or oom_killed:
+        limit = LimitHit.MEMORY
+    elif cpu_ms > limits.cpu_time_ms or sig == 24:  # SIGXCPU
+        limit = LimitHit.TIME
+    return StageResult(
+        exit_code=exit_code,
+        signal=sig,
+        stdout=stdout,
+        stderr=stderr,
+        stdout_truncated=out_cut,
+        stderr_truncated=err_cut,
+        wall_time_ms=round(outcome.wall_ms, 3),
+        cpu_time_ms=round(cpu_ms, 3),
+        memory_bytes=memory,
+        limit=limit,
+    )
+
+
+def seccomp_profile() -> str:
+    """The syscall policy of sandbox/syscalls.py as a Docker seccomp profile (JSON)."""
+    rules: list[dict] = [
+        {"names": list(DENIED_SYSCALLS), "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EPERM},
+        {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.ENOSYS},
+    ]
+    for flag in namespace_flag_bits():
+        rules.append(
+            {
+                "names": ["clone"],
+                "action": "SCMP_ACT_ERRNO",
+                "errnoRet": errno.EPERM,
+                "args": [{"index": 0, "value": flag, "valueTwo": flag, "op": "SCMP_CMP_MASKED_EQ"}],
+            }
+        )
+    return json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": rules})
+
+
+SECCOMP_PROFILE = seccomp_profile()

@@ -1,0 +1,310 @@
+"""The Docker backend: a fresh container per stage, with a warm pool of started containers.
+
+Each container runs exactly one program and is then removed (never reused). A small pool per
+profile (image, environment, creation-time limits) is kept created and started off the request
+path, refilled after each run. Every container carries labels naming this server and host, so
+that a server that starts removes whatever a dead one left behind.
+
+The Docker SDK is blocking: every Engine API call runs in this backend's own thread pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from execbox.config import Settings
+from execbox.languages import LanguageError
+from execbox.sandbox.base import StageResult, StageSpec
+from execbox.sandbox.docker import container as box
+from execbox.sandbox.docker.container import LABEL, USER, Profile
+from execbox.sandbox.servers import server_alive, server_name
+
+log = logging.getLogger("execbox.sandbox")
+
+THREADS = 64
+DISCOVER_TIMEOUT_S = 120  # a helper container that answers discover commands lives this long
+
+
+class DockerUnavailable(Exception):
+    """No Docker engine answers, or the default image is missing."""
+
+
+def cgroups_cpu_file(pid: int) -> Path | None:
+    """The file holding the CPU time of the cgroup of host process ``pid`` (v1 or v2)."""
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "cpuacct" in controllers.split(","):
+            for mount in ("cpuacct", "cpu,cpuacct", "cpuacct,cpu"):
+                candidate = Path("/sys/fs/cgroup", mount, path.lstrip("/"), "cpuacct.usage")
+                if candidate.exists():
+                    return candidate
+    for line in lines:
+        if line.startswith("0::"):
+            candidate = Path("/sys/fs/cgroup", line[3:].lstrip("/"), "cpu.stat")
+            if candidate.exists():
+                return candidate
+    return None
+
+
+class DockerSandbox:
+    name = "docker"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.server = server_name()
+        self.host = socket.gethostname()
+        self.labels = {LABEL: "1", f"{LABEL}.server": self.server, f"{LABEL}.host": self.host}
+        self._threads = ThreadPoolExecutor(THREADS, thread_name_prefix="docker")
+        self._client = None
+        self._pool: dict[Profile, list[str]] = {}
+        self._refilling: set[Profile] = set()
+        self._helpers: dict[str, str] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self._live: set[str] = set()
+        self._pids: dict[str, int] = {}  # host pid of each started container's init
+        self._closing = False
+
+    @property
+    def api(self):
+        assert self._client is not None, "start() first"
+        return self._client.api
+
+    async def _call(self, function, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._threads, function, *args)
+
+    async def start(self) -> None:
+        await self._call(self._connect)
+        await self._call(self._clean_dead_servers)
+        log.info("docker sandbox ready: engine %s, server %s", self.api.base_url, self.server)
+
+    def _connect(self) -> None:
+        from docker.errors import DockerException, ImageNotFound
+
+        import docker
+
+        try:
+            self._client = docker.from_env(max_pool_size=THREADS)
+            self._client.ping()
+        except DockerException as err:
+            raise DockerUnavailable(f"no Docker engine answers: {err}") from None
+        try:
+            self.api.inspect_image(self.settings.docker_image)
+        except ImageNotFound:
+            raise DockerUnavailable(
+                f"the image {self.settings.docker_image} is missing: build it with "
+                "`make docker-images`, or set EXECBOX_DOCKER_IMAGE"
+            ) from None
+
+    def _ours(self) -> list[dict]:
+        return self.api.containers(all=True, filters={"label": f"{LABEL}.host={self.host}"})
+
+    def _clean_dead_servers(self) -> None:
+        for found in self._ours():
+            server = found["Labels"].get(f"{LABEL}.server", "")
+            if server != self.server and not server_alive(server):
+                log.warning("removing container %s of dead server %s", found["Id"][:12], server)
+                self._remove(found["Id"])
+
+    def _remove(self, container: str) -> None:
+        from docker.errors import NotFound
+
+        with contextlib.suppress(NotFound):
+            self.api.remove_container(container, force=True)
+
+    async def close(self) -> None:
+        self._closing = True
+        doomed = [c for containers in self._pool.values() for c in containers]
+        doomed += list(self._live) + list(self._helpers.values())
+        self._pool.clear()
+        self._helpers.clear()
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=15)
+        if self._client is not None:
+            await asyncio.gather(*(self._call(self._remove, c) for c in doomed))
+            # Anything of ours that is still there (a refill that raced the close).
+            for found in await self._call(self._ours):
+                if found["Labels"].get(f"{LABEL}.server") == self.server:
+                    await self._call(self._remove, found["Id"])
+            self._client.close()
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+    # Discovering toolchains inside the images.
+
+    def shell(self, command: str, image: str | None) -> str:
+        from docker.errors import DockerException
+
+        image = image or self.settings.docker_image
+        try:
+            helper = self._helpers.get(image) or self._start_helper(image)
+            result = self.api.exec_create(helper, ["sh", "-c", command], user=f"{USER}:{USER}")
+            output = self.api.exec_start(result["Id"], demux=True)
+            code = self.api.exec_inspect(result["Id"])["ExitCode"]
+        except DockerException as err:
+            raise LanguageError(f"in image {image}: {err}") from None
+        stdout, stderr = (part or b"" for part in output)
+        if code != 0:
+            raise LanguageError(stderr.decode(errors="replace").strip()[-300:] or f"exit {code}")
+        return stdout.decode(errors="replace")
+
+    def _start_helper(self, image: str) -> str:
+        profile = Profile(image, (), 256, 64, 16)
+        config = box.container_config(self.api, profile, 1.0, self.labels)
+        config.update(Cmd=["sleep", str(DISCOVER_TIMEOUT_S)], OpenStdin=False, StdinOnce=False)
+        config["HostConfig"]["AutoRemove"] = True
+        helper = self.api.create_container_from_config(config)["Id"]
+        self.api.start(helper)
+        self._helpers[image] = helper
+        return helper
+
+    # Running a stage.
+
+    async def run(self, spec: StageSpec) -> StageResult:
+        if self._helpers:
+            # Discovery is over once programs run: its helper containers can go.
+            helpers, self._helpers = list(self._helpers.values()), {}
+            for helper in helpers:
+                self._background_task(self._call(self._remove, helper))
+        profile = Profile.of(spec, self.settings.docker_image)
+        container = self._take(profile)
+        try:
+            if container is None:
+                container = await self._call(self._create, profile)
+            self._live.add(container)
+            return await self._run_in(container, spec)
+        except Exception as err:
+            log.exception("docker sandbox failure")
+            return StageResult(None, None, b"", b"", internal_error=f"docker failure: {err}")
+        finally:
+            if container is not None:
+                self._live.discard(container)
+                self._pids.pop(container, None)
+                self._background_task(self._call(self._remove, container))
+            if spec.keep_warm:
+                self._refill_soon(profile)
+
+    async def _run_in(self, container: str, spec: StageSpec) -> StageResult:
+        nonce = box.new_nonce()
+        payload = box.archive(spec, nonce)
+        sockets: list[socket.socket] = []
+
+        def attached() -> box.Outcome:
+            params = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+            response = self.api.attach_socket(container, params=params)
+            sockets.append(sock := response._sock)
+            try:
+                return box.send_and_read(sock, payload, spec, nonce, self._cpu_reader(container))
+            finally:
+                # Closed before the container is killed: the engine holds a container's exit
+                # until its attached streams are drained, so a kill with an unread stream waits.
+                sock.close()
+                response.close()
+
+        future = asyncio.get_running_loop().run_in_executor(self._threads, attached)
+        try:
+            outcome = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # The client went away: end the stream; the container is removed in run().
+            for sock in sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(Exception):
+                await future
+            raise
+        oom_killed, exit_status = False, None
+        if outcome.ended:
+            state = await self._call(self._state, container)
+            oom_killed, exit_status = bool(state.get("OOMKilled")), state.get("ExitCode")
+        result = box.judge(outcome, spec, oom_killed, exit_status)
+        archive = outcome.streams.stdout.archive
+        if spec.collect_files and result.internal_error is None and archive is not None:
+            budget = spec.limits.memory_mb * 1024 * 1024
+            try:
+                result.files = box.read_archive(bytes(archive), budget)
+            except (ValueError, OSError) as err:
+                return StageResult(None, None, b"", b"", internal_error=f"artifacts: {err}")
+        return result
+
+    def _cpu_reader(self, container: str):
+        """Reads the container's CPU time (ns) from its cgroup on this host; None where the
+        engine runs elsewhere (then only the per-process CPU rlimit and wall clock apply)."""
+        pid = self._pids.get(container)
+        path = cgroups_cpu_file(pid) if pid else None
+        if path is None:
+            return None
+
+        def read() -> int | None:
+            try:
+                text = path.read_text()
+            except OSError:
+                return None
+            if path.name == "cpu.stat":
+                usage = next(line for line in text.splitlines() if line.startswith("usage_usec"))
+                return int(usage.split()[1]) * 1000
+            return int(text)
+
+        return read
+
+    def _state(self, container: str) -> dict:
+        from docker.errors import NotFound
+
+        with contextlib.suppress(NotFound):
+            self.api.wait(container, timeout=box.EXIT_WAIT_S)
+        try:
+            return self.api.inspect_container(container)["State"]
+        except NotFound:
+            return {}
+
+    def _create(self, profile: Profile) -> str:
+        config = box.container_config(self.api, profile, self.settings.cpus_per_stage, self.labels)
+        container = self.api.create_container_from_config(config)["Id"]
+        try:
+            self.api.start(container)
+            self._pids[container] = self.api.inspect_container(container)["State"]["Pid"]
+        except Exception:
+            self._remove(container)
+            raise
+        return container
+
+    # The warm pool.
+
+    def _take(self, profile: Profile) -> str | None:
+        containers = self._pool.get(profile, [])
+        return containers.pop() if containers else None
+
+    def _refill_soon(self, profile: Profile) -> None:
+        if self.settings.warm_pool <= 0 or self._closing or profile in self._refilling:
+            return
+        self._refilling.add(profile)
+        self._background_task(self._refill(profile))
+
+    async def _refill(self, profile: Profile) -> None:
+        try:
+            containers = self._pool.setdefault(profile, [])
+            missing = self.settings.warm_pool - len(containers)
+            started = await asyncio.gather(
+                *(self._call(self._create, profile) for _ in range(missing)),
+                return_exceptions=True,
+            )
+            for container in started:
+                if isinstance(container, BaseException):
+                    log.warning("warm pool: a container did not start: %s", container)
+                elif self._closing:
+                    await self._call(self._remove, container)
+                else:
+                    containers.append(container)
+        finally:
+            self._refilling.discard(profile)
+
+    def _background_task(self, awaitable) -> None:
+        task = asyncio.ensure_future(awaitable)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)

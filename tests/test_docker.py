@@ -1,0 +1,191 @@
+"""The Docker backend's own promises, checked on the real engine: how every container is
+configured, that each is used once and always removed (even after a server crash), and the
+warm pool. (Languages, limits, isolation and the API run against it in their own modules.)"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import docker.errors
+import httpx
+import pytest
+from conftest import Server, docker_unavailable
+
+pytestmark = pytest.mark.skipif((reason := docker_unavailable()) is not None, reason=reason or "")
+
+LABEL = "org.execbox"
+
+
+@pytest.fixture(scope="module")
+def engine():
+    import docker
+
+    client = docker.from_env()
+    yield client.api
+    client.close()
+
+
+def containers_of(engine, server: Server) -> list[dict]:
+    """The containers a server made, whatever their state."""
+    found = engine.containers(all=True, filters={"label": LABEL})
+    pid = server.process.pid if server.process else -1
+    return [c for c in found if c["Labels"].get(f"{LABEL}.server", "").startswith(f"srv-{pid}-")]
+
+
+def settled(engine, server: Server, count: int, timeout: float = 20) -> list[dict]:
+    """The server's containers once there are ``count`` of them (refills and removals run in
+    the background)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = containers_of(engine, server)
+        if len(found) == count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def docker_server():
+    srv = Server(backend="docker", env={"EXECBOX_WARM_POOL": "1"}).start()
+    yield srv
+    srv.stop()
+
+
+def execute(server: Server, body: dict, timeout: float = 60) -> httpx.Response:
+    return httpx.post(server.url + "/api/v1/execute", json=body, timeout=timeout)
+
+
+def test_a_running_container_is_locked_down(engine, docker_server):
+    """Read the configuration of the container that runs a program, from the engine."""
+    body = {
+        "language": "bash",
+        "code": "sleep 3",
+        "limits": {"memory_mb": 96, "processes": 20, "file_size_mb": 3},
+    }
+    result: list[httpx.Response] = []
+    thread = threading.Thread(target=lambda: result.append(execute(docker_server, body)))
+    thread.start()
+    try:
+        running = []
+        deadline = time.monotonic() + 10
+        while not running and time.monotonic() < deadline:
+            for found in containers_of(engine, docker_server):
+                try:
+                    top = engine.top(found["Id"])
+                except docker.errors.APIError:  # it ended (or was removed) meanwhile
+                    continue
+                if any("sleep 3" in " ".join(p) for p in top.get("Processes") or []):
+                    running.append(engine.inspect_container(found["Id"]))
+            time.sleep(0.1)
+    finally:
+        thread.join()
+    assert result[0].json()["status"] == "ok"
+    assert running, "the program's container was not seen"
+    info = running[0]
+    host = info["HostConfig"]
+    assert host["NetworkMode"] == "none" and info["Config"]["NetworkDisabled"]
+    assert host["ReadonlyRootfs"] is True
+    assert host["CapDrop"] == ["ALL"] and not host["CapAdd"] and not host["Privileged"]
+    assert "no-new-privileges" in host["SecurityOpt"]
+    assert any(opt.startswith("seccomp=") for opt in host["SecurityOpt"])
+    assert host["Memory"] == host["MemorySwap"] == 96 * 1024 * 1024
+    assert host["PidsLimit"] == 20 + 2  # docker-init and the watching shell
+    assert host["NanoCpus"] == 1_000_000_000
+    assert host["Init"] is True
+    ulimits = {u["Name"]: (u["Soft"], u["Hard"]) for u in host["Ulimits"]}
+    assert ulimits["fsize"] == (3 * 1024 * 1024,) * 2 and ulimits["core"] == (0, 0)
+    assert info["Config"]["User"] == "65534:65534"
+    # Nothing of the host is mounted: only tmpfs work dirs.
+    assert not host["Binds"] and not info["Mounts"]
+    assert set(host["Tmpfs"]) == {"/box", "/tmp"}
+    assert "size=96m" in host["Tmpfs"]["/box"]
+
+
+def test_each_container_runs_once_and_is_removed(engine, docker_server):
+    execute(docker_server, {"language": "bash", "code": "echo warm"})
+    # The pool holds one started container per profile used (here: bash's run stage).
+    idle = settled(engine, docker_server, 1)
+    assert [c["State"] for c in idle] == ["running"]
+    body = execute(docker_server, {"language": "bash", "code": "ls -A /tmp /box"})
+    # Only the program's file: the run script and stdin were removed before it started.
+    assert body.json()["run"]["stdout"] == "/box:\nmain.sh\n\n/tmp:\n"
+    after = settled(engine, docker_server, 1)
+    assert {c["Id"] for c in after}.isdisjoint({c["Id"] for c in idle}), "a container was reused"
+
+
+@pytest.mark.parametrize(
+    "code,limits,status",
+    [
+        ("echo fine", {}, "ok"),
+        ("exit 3", {}, "runtime_error"),
+        ("sleep 10", {"wall_time_ms": 500}, "time_limit"),
+        ("yes", {"output_bytes": 1000}, "output_limit"),
+        ("kill -9 -1", {}, "runtime_error"),
+    ],
+)
+def test_containers_are_removed_whatever_the_end(engine, docker_server, code, limits, status):
+    execute(docker_server, {"language": "bash", "code": "echo warm"})
+    settled(engine, docker_server, 1)
+    body = execute(docker_server, {"language": "bash", "code": code, "limits": limits})
+    assert body.json()["status"] == status
+    # Only the refilled warm container is left.
+    assert len(settled(engine, docker_server, 1)) == 1
+
+
+def test_a_client_that_goes_away_leaves_no_container(engine, docker_server):
+    execute(docker_server, {"language": "bash", "code": "echo warm"})
+    settled(engine, docker_server, 1)
+    with pytest.raises(httpx.ReadTimeout):
+        execute(docker_server, {"language": "bash", "code": "sleep 30"}, timeout=1.5)
+    assert len(settled(engine, docker_server, 1, timeout=10)) == 1
+
+
+def test_no_container_outlives_the_server(engine):
+    srv = Server(backend="docker", env={"EXECBOX_WARM_POOL": "2"}).start()
+    execute(srv, {"language": "bash", "code": "echo hi"})
+    assert containers_of(engine, srv)
+    srv.stop()
+    assert containers_of(engine, srv) == []
+
+
+def test_a_crashed_servers_containers_are_removed_by_the_next(engine):
+    crashed = Server(backend="docker", env={"EXECBOX_WARM_POOL": "2"}).start()
+    execute(crashed, {"language": "bash", "code": "echo hi"})
+    assert settled(engine, crashed, 2)
+    crashed.stop(signal.SIGKILL)
+    assert containers_of(engine, crashed), "SIGKILL leaves the containers behind"
+    successor = Server(backend="docker").start()
+    try:
+        assert containers_of(engine, crashed) == []
+    finally:
+        successor.stop()
+
+
+def test_without_a_pool_no_container_waits(engine):
+    srv = Server(backend="docker", env={"EXECBOX_WARM_POOL": "0"}).start()
+    try:
+        body = execute(srv, {"language": "python", "code": "print(6 * 7)"})
+        assert body.json()["run"]["stdout"] == "42\n"
+        assert settled(engine, srv, 0) == []
+    finally:
+        srv.stop()
+
+
+def test_language_images_can_be_chosen_per_language(engine):
+    """An operator points a language at another image; a missing one makes that language
+    unavailable with the reason, the others keep working."""
+    srv = Server(
+        backend="docker", env={"EXECBOX_DOCKER_IMAGES": "bash=execbox-no-such-image:1"}
+    ).start()
+    try:
+        listed = {
+            item["language"]: item for item in httpx.get(srv.url + "/api/v1/languages").json()
+        }
+        assert not listed["bash"]["available"]
+        assert "execbox-no-such-image" in listed["bash"]["reason"]
+        body = execute(srv, {"language": "bash", "code": "echo hi"})
+        assert body.status_code == 503 and "bash" in body.json()["message"]
+        assert execute(srv, {"language": "python", "code": "print(1)"}).json()["status"] == "ok"
+    finally:
+        srv.stop()
