@@ -88,6 +88,8 @@ class Settings(BaseSettings):
 
     max_request_bytes: int = 10 * 1024 * 1024
     max_files: int = 64
+    # Test cases one execution may carry (each is one run of the compiled program).
+    max_cases: int = 64
 
     # Admission: executions running at once, and how many requests may wait and for how long.
     max_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1)
@@ -101,6 +103,16 @@ class Settings(BaseSettings):
     api_keys: str = ""
     # On SIGTERM: how long running and queued work may take to finish before it is killed.
     shutdown_grace_s: float = 30.0
+
+    # Asynchronous submissions: the embedded store (SQLite file), how long finished ones are
+    # kept, and how many may wait at once (more get 429).
+    submissions_db: str = "/var/lib/execbox/submissions.sqlite3"
+    submission_ttl_s: float = 24 * 3600.0
+    max_pending_submissions: int = 10_000
+    # Callbacks: also to loopback/private/link-local addresses (off: only public ones).
+    callback_allow_private: bool = False
+    callback_timeout_s: float = 5.0
+    callback_max_tries: int = 3
 
     def docker_image_overrides(self) -> dict[str, str]:
         pairs = (item.split("=", 1) for item in self.docker_images.split(",") if "=" in item)

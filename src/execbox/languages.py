@@ -73,6 +73,8 @@ class Language:
     lean: LeanRun | None = None
     # The container image its programs run in (Docker backend); None = the backend's default.
     image: str | None = None
+    # Whether a request may add compiler flags (appended to the compile command).
+    compile_options: bool = False
     # Why the toolchain could not be resolved on this host; None when it was.
     unavailable_reason: str | None = None
     discovered: dict[str, str] = field(default_factory=dict)
@@ -208,6 +210,7 @@ def _language(key: str, data: dict, shell: Shell, images: dict[str, str]) -> Lan
         entry_pattern=re.compile(pattern) if pattern else None,
         lean=lean,
         image=image,
+        compile_options=bool(data.get("compile_options", False)) and compile_ is not None,
         unavailable_reason=reason,
         discovered=values,
     )

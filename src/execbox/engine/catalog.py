@@ -14,6 +14,7 @@ from execbox.engine.errors import (
     UnknownVersion,
 )
 from execbox.engine.model import LimitRequest
+from execbox.engine.versions import BadVersion, version_matches
 from execbox.languages import Language, alias_table
 from execbox.sandbox import Sandbox, StageSpec
 
@@ -87,7 +88,13 @@ class Catalog:
         runtime = self.runtimes[canonical]
         if not runtime.available:
             raise LanguageUnavailable(canonical, runtime.unavailable_reason or "unknown")
-        if not version_matches(version, runtime.version):
+        try:
+            matches = version_matches(version, runtime.version)
+        except BadVersion:
+            raise InvalidRequest(
+                f"version {version!r} is neither a version nor a semver range"
+            ) from None
+        if not matches:
             raise UnknownVersion(canonical, version, runtime.version)
         return runtime
 
@@ -112,17 +119,3 @@ class Catalog:
         return Limits(
             **{name: min(getattr(limits, name), getattr(maximum, name)) for name in Limits.names()}
         )
-
-
-def version_matches(wanted: str | None, have: str) -> bool:
-    """'*' or empty matches anything; otherwise an exact version or a prefix of its parts
-    ('3', '3.11' and '3.11.7' all match 3.11.7); 'x' parts are wildcards."""
-    if wanted is None or wanted.strip() in ("", "*", "latest"):
-        return True
-    wanted_parts = wanted.strip().lstrip("v=").split(".")
-    have_parts = have.split(".")
-    if len(wanted_parts) > len(have_parts):
-        return False
-    return all(
-        w in ("x", "X", "*") or w == h for w, h in zip(wanted_parts, have_parts, strict=False)
-    )

@@ -10,6 +10,7 @@ from pathlib import PurePosixPath
 from execbox.config import Settings
 from execbox.engine.catalog import Catalog
 from execbox.engine.compile_cache import CompileCache
+from execbox.engine.errors import InvalidRequest
 from execbox.engine.files import check_files
 from execbox.engine.job import Job
 from execbox.engine.model import ExecutionRequest, ExecutionResult, SourceFile
@@ -67,6 +68,13 @@ class Engine:
             language=runtime.language.name,
             files=check_files(files, self.settings.max_files),
         )
+        if request.compile_options and not runtime.language.compile_options:
+            raise InvalidRequest(f"{runtime.language.name} takes no compiler options")
+        if request.cases is not None and not 1 <= len(request.cases) <= self.settings.max_cases:
+            raise InvalidRequest(
+                f"an execution takes 1 to {self.settings.max_cases} test cases, "
+                f"got {len(request.cases)}"
+            )
         return Job(
             runtime,
             request,

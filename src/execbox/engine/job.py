@@ -114,14 +114,21 @@ class Job:
         )
 
     async def execute(self, sandbox: Sandbox, cache: CompileCache | None = None) -> ExecutionResult:
+        """Compile if needed, then run once per test case (or once with the request's stdin)."""
         files = [SandboxFile(f.name, f.content) for f in self.request.files]
         compile_report = None
         if self.language.compile is not None:
             outcome, cached = await self._compile(sandbox, files, cache)
             compile_report = dataclasses.replace(outcome.report, cached=cached)
             if compile_report.status is not Status.OK:
-                return self._result(compile_report.status, compile_report, None)
+                return self._result(compile_report.status, compile_report, [])
             files = list(outcome.files)
+        stdins = self.request.cases if self.request.cases is not None else [self.request.stdin]
+        reports = [await self._run(sandbox, files, stdin) for stdin in stdins]
+        worst = next((r.status for r in reports if r.status is not Status.OK), Status.OK)
+        return self._result(worst, compile_report, reports)
+
+    async def _run(self, sandbox: Sandbox, files: list[SandboxFile], stdin: bytes) -> StageReport:
         template = self.language.run_template([(f.name, f.content) for f in self.request.files])
         # Sandboxes are kept warm for requests with the default limits only: a pool per
         # custom combination would hold idle sandboxes that few requests can use.
@@ -129,12 +136,12 @@ class Job:
             template,
             files,
             self.run_limits,
-            stdin=self.request.stdin,
+            stdin=stdin,
+            merge_stderr=self.request.merge_stderr,
             keep_warm=not self.request.limits.given(),
         )
         spec.argv.extend(self.request.args)
-        run_report = judge(await sandbox.run(spec), self.run_limits, compile_stage=False)
-        return self._result(run_report.status, compile_report, run_report)
+        return judge(await sandbox.run(spec), self.run_limits, compile_stage=False)
 
     async def _compile(
         self, sandbox: Sandbox, files: list[SandboxFile], cache: CompileCache | None
@@ -147,6 +154,8 @@ class Job:
             collect_files=True,
             keep_warm=not self.request.compile_limits.given(),
         )
+        # Extra flags go after the language's own (gcc reads them anywhere on its line).
+        spec.argv.extend(self.request.compile_options)
 
         async def compile_() -> CompileOutcome:
             result = await sandbox.run(spec)
@@ -161,11 +170,12 @@ class Job:
         )
         return await cache.get_or_compile(key, compile_)
 
-    def _result(self, status, compile_report, run_report) -> ExecutionResult:
+    def _result(self, status, compile_report, reports: list[StageReport]) -> ExecutionResult:
         return ExecutionResult(
             language=self.language.name,
             version=self.runtime.version,
             status=status,
             compile=compile_report,
-            run=run_report,
+            run=reports[0] if reports else None,
+            cases=reports if self.request.cases is not None else [],
         )

@@ -48,6 +48,11 @@ class ExecutionRequest:
     args: list[str] = field(default_factory=list)
     limits: LimitRequest = field(default_factory=LimitRequest)
     compile_limits: LimitRequest = field(default_factory=LimitRequest)
+    # Test cases: the program is compiled once and run once per stdin here, each run in its
+    # own sandbox (``stdin`` is then unused).
+    cases: list[bytes] | None = None
+    merge_stderr: bool = False  # the program's stderr goes to its stdout (one stream)
+    compile_options: list[str] = field(default_factory=list)  # extra compiler flags
 
 
 @dataclass
@@ -74,3 +79,5 @@ class ExecutionResult:
     status: Status
     compile: StageReport | None
     run: StageReport | None
+    # One report per test case, when the request had cases (``run`` is then the first).
+    cases: list[StageReport] = field(default_factory=list)

@@ -33,6 +33,7 @@ class StageSpec:
     mounts: tuple[str, ...] = ()  # host directories to bind read-only at the same path
     image: str | None = None  # the container image (Docker backend); None = its default
     stdin: bytes = b""
+    merge_stderr: bool = False  # the program's stderr is its stdout
     # Return the work dir's files after the stage (a compile stage's artifacts).
     collect_files: bool = False
     # Keep a sandbox like this one started for the next stage: false for stages whose kind

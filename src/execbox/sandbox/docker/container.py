@@ -161,7 +161,7 @@ def run_script(spec: StageSpec, nonce: str) -> str:
         "_start=$(_cpu)\n"
         # In the background, so that this shell's own messages ("Killed") can be silenced
         # without touching the program's stderr; its stdin must then be given explicitly.
-        f"{argv} <&4 4<&- &\n"
+        f"{argv} <&4 4<&- {'2>&1 ' if spec.merge_stderr else ''}&\n"
         "exec 4<&- 3>&2 2>/dev/null\n"
         "wait $!\n"
         "_code=$?\n"

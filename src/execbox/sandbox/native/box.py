@@ -35,14 +35,16 @@ BASH = "/usr/bin/bash"
 REAPER_PROCESSES = 1
 SETPRIV = "/usr/bin/setpriv"
 # Reads NUL-separated words from the command pipe: soft/hard CPU seconds, file size (KiB),
-# stack (KiB), then argv. Lowers its rlimits, closes the pipe, and becomes the program.
+# stack (KiB), whether stderr joins stdout (1/0), then argv. Lowers its rlimits, closes the
+# pipe, and becomes the program.
 STUB = r"""
 mapfile -d '' -t w <&"$1" || exit 125
 eval "exec $1<&-"
-[ "${#w[@]}" -gt 4 ] || exit 125
+[ "${#w[@]}" -gt 5 ] || exit 125
 ulimit -S -t "${w[0]}" && ulimit -H -t "${w[1]}" && ulimit -f "${w[2]}" && ulimit -s "${w[3]}" \
   && ulimit -c 0 && ulimit -n 1024 || exit 125
-exec "${w[@]:4}"
+[ "${w[4]}" = 1 ] && exec 2>&1
+exec "${w[@]:5}"
 """
 
 
@@ -112,7 +114,7 @@ def _read_child_pid(fd: int) -> int | None:
             continue
 
 
-def stub_words(limits: Limits, argv: list[str]) -> bytes:
+def stub_words(limits: Limits, argv: list[str], merge_stderr: bool = False) -> bytes:
     """What the stub reads: per-process rlimits, a backstop behind the cgroup (never an
     address-space limit: it breaks the JVM, Go and V8), then the program's argv. The stub
     lowers them itself (setting another uid's limits would need CAP_SYS_RESOURCE)."""
@@ -122,6 +124,7 @@ def stub_words(limits: Limits, argv: list[str]) -> bytes:
         str(cpu_s + 1),
         str(limits.file_size_mb * 1024),
         str(min(limits.memory_mb, 256) * 1024),
+        "1" if merge_stderr else "0",
         *argv,
     ]
     return b"".join(w.encode() + b"\0" for w in words)
@@ -234,7 +237,7 @@ async def run_in_box(box: Box, spec: StageSpec, cpus: float) -> StageResult:
     try:
         await asyncio.to_thread(_load, box, spec)
         started = time.monotonic()
-        os.write(box.command, stub_words(spec.limits, spec.argv))
+        os.write(box.command, stub_words(spec.limits, spec.argv, spec.merge_stderr))
         os.close(box.command)
         box.command = -1
         return await _supervise(box, spec, started, cpus)
