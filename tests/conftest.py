@@ -41,6 +41,7 @@ class Server:
             "EXECBOX_PORT": str(self.port),
             "EXECBOX_STATE_DIR": "/run/execbox-test",
             "EXECBOX_BACKEND": backend,
+            "EXECBOX_SUBMISSIONS_DB": str(ROOT / ".pytest_cache" / f"submissions-{self.port}.db"),
             **(env or {}),
         }
         self.log = ROOT / ".pytest_cache" / f"server-{self.port}.log"

@@ -9,13 +9,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from execbox import __version__
-from execbox.api import errors
+from execbox.api import errors, judge0, piston, submissions
 from execbox.api.metrics import Metrics
 from execbox.api.middleware import BodyLimit, JSONBodies
 from execbox.api.routes import router
 from execbox.config import Settings, get_settings
 from execbox.engine import Engine
 from execbox.scheduler import Scheduler
+from execbox.submissions import SQLiteStore, SubmissionRunner
+from execbox.submissions.callbacks import CallbackSender
 
 log = logging.getLogger("execbox")
 
@@ -34,6 +36,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             caller_share=settings.caller_queue_share,
         )
         app.state.metrics.bind(app.state.scheduler, app.state.engine.compile_cache)
+        app.state.submissions = SubmissionRunner(
+            SQLiteStore(settings.submissions_db),
+            app.state.engine,
+            app.state.scheduler,
+            settings,
+            CallbackSender(
+                settings.callback_allow_private,
+                settings.callback_timeout_s,
+                settings.callback_max_tries,
+            ),
+            render_callback={"judge0": judge0.callback_body, "v1": submissions.callback_body},
+        )
+        await app.state.submissions.start()
         try:
             yield
         finally:
@@ -41,6 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # still running now is killed with the sandboxes.
             if not await app.state.scheduler.drain(1.0):
                 log.warning("shutting down with work still running; killing it")
+            # Unfinished submissions stay in the store: the next server runs them.
+            await app.state.submissions.close()
             await app.state.engine.close()
 
     app = FastAPI(
@@ -54,6 +71,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     errors.install(app)
     app.include_router(router)
+    app.include_router(submissions.router)
+    app.include_router(piston.router)
+    app.include_router(judge0.router)
     app.add_middleware(JSONBodies)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     return app

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from execbox.api.judge0 import Judge0Error
 from execbox.api.routes import ClientGone
 from execbox.engine import ExecutionError, UnknownLanguage
 from execbox.scheduler import Refused
@@ -21,11 +22,34 @@ def _code(exc: Exception) -> str:
     return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
 
 
+JUDGE0_PATHS = (
+    "/submissions", "/languages", "/statuses", "/about", "/config_info", "/system_info",
+    "/authenticate", "/authorize",
+)  # fmt: skip
+
+
+def dialect(path: str) -> str:
+    """Which API a path belongs to: errors are written in that API's own shape."""
+    if path == "/":
+        return "original"
+    if path.startswith("/api/v2/"):
+        return "piston"
+    if path.startswith(JUDGE0_PATHS):
+        return "judge0"
+    return "execbox"
+
+
 def error_response(request: Request, status: int, code: str, message: str, **extra) -> JSONResponse:
-    """The error body; on the original endpoint it also carries the original's two fields."""
+    """The error body in the dialect of the API it answers: execbox's {error, message};
+    the original endpoint's {output, error: true}; Piston's {message}; Judge0's {error}."""
     body: dict = {"error": code, "message": message, **extra}
-    if request.url.path == "/":
-        body = {"output": message, "error": True, "code": code, "message": message, **extra}
+    match dialect(request.url.path):
+        case "original":
+            body = {"output": message, "error": True, "code": code, "message": message, **extra}
+        case "piston":
+            body = {"message": message}
+        case "judge0":
+            body = {"error": message}
     return JSONResponse(body, status_code=status)
 
 
@@ -57,6 +81,10 @@ def install(app: FastAPI) -> None:
             request, 400, "unknown_language", exc.message, language=exc.language,
             supported=exc.supported,
         )  # fmt: skip
+
+    @app.exception_handler(Judge0Error)
+    async def _judge0(request: Request, exc: Judge0Error) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status_code)
 
     @app.exception_handler(ExecutionError)
     async def _execution(request: Request, exc: ExecutionError) -> JSONResponse:

@@ -156,7 +156,7 @@ class ExecuteResponse(BaseModel):
     run: StageModel | None
 
     @classmethod
-    def of(cls, result: ExecutionResult, encoding: str) -> ExecuteResponse:
+    def of(cls, result: ExecutionResult, encoding: str):
         return cls(
             language=result.language,
             version=result.version,
@@ -191,3 +191,49 @@ class OriginalResponse(BaseModel):
     output: str = Field(description="stdout then stderr, surrounding whitespace trimmed")
     error: bool
     status: Status | None = None
+
+
+class TestCaseModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stdin: str = ""
+    expected_output: str | None = Field(
+        None, description="Compared with stdout, trailing whitespace of each line ignored"
+    )
+
+
+class SubmissionRequest(ExecuteRequest):
+    test_cases: list[TestCaseModel] | None = Field(
+        None, description="Compile once, run once per case (its stdin), judge each case"
+    )
+    callback_url: str | None = Field(None, description="The finished submission is PUT here")
+
+    def to_request(self) -> ExecutionRequest:
+        request = super().to_request()
+        if self.test_cases is None:
+            return request
+        cases = [c.stdin.encode("utf-8", errors="surrogatepass") for c in self.test_cases]
+        return ExecutionRequest(**{**request.__dict__, "cases": cases})
+
+
+class SubmissionBatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    submissions: list[SubmissionRequest] = Field(min_length=1)
+
+
+class CaseModel(StageModel):
+    passed: bool | None = Field(None, description="stdout matched expected_output (if given)")
+
+
+class SubmissionResult(ExecuteResponse):
+    cases: list[CaseModel] | None = None
+
+
+class SubmissionModel(BaseModel):
+    id: str
+    state: Literal["queued", "running", "done"]
+    created_at: float
+    finished_at: float | None
+    result: SubmissionResult | None = None
+    error: str | None = Field(None, description="Why a submission could not run at all")

@@ -15,7 +15,7 @@ from execbox.engine.files import check_files
 from execbox.engine.job import Job
 from execbox.engine.model import ExecutionRequest, ExecutionResult, SourceFile
 from execbox.languages import load_languages
-from execbox.sandbox import Sandbox, create_sandbox
+from execbox.sandbox import Interactive, Sandbox, create_sandbox
 
 log = logging.getLogger("execbox.engine")
 
@@ -82,5 +82,9 @@ class Engine:
             compile_limits=self.catalog.limits(runtime, request.compile_limits, "compile"),
         )
 
-    async def execute(self, job: Job) -> ExecutionResult:
-        return await job.execute(self.sandbox, self.compile_cache)
+    async def execute(self, job: Job, interactive: Interactive | None = None) -> ExecutionResult:
+        if interactive is not None and not self.sandbox.interactive:
+            raise InvalidRequest(
+                f"interactive runs need the native backend, not {self.sandbox.name}"
+            )
+        return await job.execute(self.sandbox, self.compile_cache, interactive)

@@ -10,7 +10,7 @@ from execbox.config import Limits
 from execbox.engine.catalog import Runtime
 from execbox.engine.compile_cache import CompileCache, CompileOutcome, cache_key
 from execbox.engine.model import ExecutionRequest, ExecutionResult, StageReport, Status
-from execbox.sandbox import LimitHit, Sandbox, SandboxFile, StageResult, StageSpec
+from execbox.sandbox import Interactive, LimitHit, Sandbox, SandboxFile, StageResult, StageSpec
 
 log = logging.getLogger("execbox.engine")
 
@@ -113,22 +113,49 @@ class Job:
             **extra,
         )
 
-    async def execute(self, sandbox: Sandbox, cache: CompileCache | None = None) -> ExecutionResult:
-        """Compile if needed, then run once per test case (or once with the request's stdin)."""
+    async def execute(
+        self,
+        sandbox: Sandbox,
+        cache: CompileCache | None = None,
+        interactive: Interactive | None = None,
+    ) -> ExecutionResult:
+        """Compile if needed, then run once per test case (or once with the request's stdin);
+        an interactive run streams its run stage and hears of each stage's start and end."""
+
+        async def tell(stage: str, report: StageReport | None) -> None:
+            if interactive is not None and interactive.stage is not None:
+                await interactive.stage(stage, report)
+
         files = [SandboxFile(f.name, f.content) for f in self.request.files]
         compile_report = None
         if self.language.compile is not None:
+            await tell("compile", None)
             outcome, cached = await self._compile(sandbox, files, cache)
             compile_report = dataclasses.replace(outcome.report, cached=cached)
+            if interactive is not None and interactive.output is not None:
+                for stream in ("stdout", "stderr"):
+                    if data := getattr(compile_report, stream):
+                        await interactive.output(stream, data)
+            await tell("compile", compile_report)
             if compile_report.status is not Status.OK:
                 return self._result(compile_report.status, compile_report, [])
             files = list(outcome.files)
         stdins = self.request.cases if self.request.cases is not None else [self.request.stdin]
-        reports = [await self._run(sandbox, files, stdin) for stdin in stdins]
+        reports = []
+        for stdin in stdins:
+            await tell("run", None)
+            reports.append(await self._run(sandbox, files, stdin, interactive))
+            await tell("run", reports[-1])
         worst = next((r.status for r in reports if r.status is not Status.OK), Status.OK)
         return self._result(worst, compile_report, reports)
 
-    async def _run(self, sandbox: Sandbox, files: list[SandboxFile], stdin: bytes) -> StageReport:
+    async def _run(
+        self,
+        sandbox: Sandbox,
+        files: list[SandboxFile],
+        stdin: bytes,
+        interactive: Interactive | None = None,
+    ) -> StageReport:
         template = self.language.run_template([(f.name, f.content) for f in self.request.files])
         # Sandboxes are kept warm for requests with the default limits only: a pool per
         # custom combination would hold idle sandboxes that few requests can use.
@@ -138,6 +165,7 @@ class Job:
             self.run_limits,
             stdin=stdin,
             merge_stderr=self.request.merge_stderr,
+            interactive=interactive,
             keep_warm=not self.request.limits.given(),
         )
         spec.argv.extend(self.request.args)

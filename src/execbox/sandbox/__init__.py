@@ -3,9 +3,24 @@
 from __future__ import annotations
 
 from execbox.config import Settings
-from execbox.sandbox.base import LimitHit, Sandbox, SandboxFile, StageResult, StageSpec
+from execbox.sandbox.base import (
+    Interactive,
+    LimitHit,
+    Sandbox,
+    SandboxFile,
+    StageResult,
+    StageSpec,
+)
 
-__all__ = ["LimitHit", "Sandbox", "SandboxFile", "StageResult", "StageSpec", "create_sandbox"]
+__all__ = [
+    "Interactive",
+    "LimitHit",
+    "Sandbox",
+    "SandboxFile",
+    "StageResult",
+    "StageSpec",
+    "create_sandbox",
+]
 
 
 def create_sandbox(settings: Settings) -> Sandbox:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from execbox.config import Limits
 
@@ -24,6 +26,20 @@ class SandboxFile:
     executable: bool = False
 
 
+@dataclass
+class Interactive:
+    """An interactive run: stdin arrives while the program runs, output leaves as it is
+    written, signals can be sent. The limits stay as they are."""
+
+    stdin: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)  # None: EOF
+    signals: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
+    # Called with ("stdout" | "stderr", bytes) for each piece of output (up to the cap).
+    output: Callable[[str, bytes], Awaitable[None]] | None = None
+    # Called by the engine with (stage name, None) when a stage starts and (name, its report)
+    # when it ends.
+    stage: Callable[[str, Any], Awaitable[None]] | None = None
+
+
 @dataclass(frozen=True)
 class StageSpec:
     argv: list[str]
@@ -34,6 +50,7 @@ class StageSpec:
     image: str | None = None  # the container image (Docker backend); None = its default
     stdin: bytes = b""
     merge_stderr: bool = False  # the program's stderr is its stdout
+    interactive: Interactive | None = None  # stream stdin/output/signals (native backend)
     # Return the work dir's files after the stage (a compile stage's artifacts).
     collect_files: bool = False
     # Keep a sandbox like this one started for the next stage: false for stages whose kind
@@ -61,6 +78,7 @@ class StageResult:
 
 class Sandbox(Protocol):
     name: str
+    interactive: bool  # whether run() honours StageSpec.interactive
 
     async def start(self) -> None:
         """Prepare the backend (clean what a dead server left, check the host)."""

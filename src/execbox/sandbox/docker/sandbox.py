@@ -57,6 +57,7 @@ def cgroups_cpu_file(pid: int) -> Path | None:
 
 class DockerSandbox:
     name = "docker"
+    interactive = False  # the program's stdin travels in its archive
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

@@ -140,6 +140,7 @@ class Box:
     init: int  # a pidfd of the sandbox's pid 1: signalling it cannot hit a recycled pid
     command: int  # write end of the stub's command pipe
     profile: Profile
+    init_pid: int = 0  # the sandbox's pid 1 as the host sees it (bwrap's reaper)
 
     @property
     def alive(self) -> bool:
@@ -217,7 +218,7 @@ async def start_box(
             return stderr.decode(errors="replace").strip() or "bwrap did not start"
         os.write(block_write, b"go")
         os.close(block_write)
-        return Box(stage, uid, work, cgroup, process, init, command_write, profile)
+        return Box(stage, uid, work, cgroup, process, init, command_write, profile, child)
     except BaseException:
         if init is not None:
             with contextlib.suppress(ProcessLookupError):
@@ -262,9 +263,16 @@ async def _supervise(box: Box, spec: StageSpec, started: float, cpus: float) -> 
     watch = _Watch()
     cap = limits.output_bytes
     assert process.stdout and process.stderr and process.stdin
-    stdout_task = asyncio.create_task(_read_capped(process.stdout, cap, watch))
-    stderr_task = asyncio.create_task(_read_capped(process.stderr, cap, watch))
-    stdin_task = asyncio.create_task(_feed(process.stdin, spec.stdin))
+    live = spec.interactive
+    relay = live.output if live else None
+    stdout_task = asyncio.create_task(_read_capped(process.stdout, cap, watch, relay, "stdout"))
+    stderr_task = asyncio.create_task(_read_capped(process.stderr, cap, watch, relay, "stderr"))
+    if live is not None:
+        stdin_task = asyncio.create_task(_feed_live(process.stdin, live.stdin))
+        signal_task = asyncio.create_task(_relay_signals(box, live.signals))
+    else:
+        stdin_task = asyncio.create_task(_feed(process.stdin, spec.stdin))
+        signal_task = asyncio.create_task(asyncio.sleep(0))
     wait_task = asyncio.create_task(process.wait())
     watchdog = asyncio.create_task(_watchdog(cgroup, limits, started, watch, cpus))
     stop_task = asyncio.create_task(watch.stopped.wait())
@@ -288,6 +296,7 @@ async def _supervise(box: Box, spec: StageSpec, started: float, cpus: float) -> 
     finally:
         for task in (stdout_task, stderr_task, stdin_task, wait_task, watchdog, stop_task):
             task.cancel()
+        signal_task.cancel()
     cpu_ms = cgroup.cpu_time_ns() / 1e6
     memory = cgroup.memory_peak()
     limit = watch.limit
@@ -338,8 +347,11 @@ async def _watchdog(cgroup, limits: Limits, started: float, watch: _Watch, cpus:
         await asyncio.sleep(pause)
 
 
-async def _read_capped(stream: asyncio.StreamReader, cap: int, watch: _Watch):
-    """Read a stream to its end, keeping at most ``cap`` bytes; more trips the output limit."""
+async def _read_capped(
+    stream: asyncio.StreamReader, cap: int, watch: _Watch, relay=None, name: str = ""
+):
+    """Read a stream to its end, keeping at most ``cap`` bytes; more trips the output limit.
+    ``relay`` (an interactive run's) gets every kept piece as it arrives."""
     chunks: list[bytes] = []
     kept = 0
     truncated = False
@@ -348,14 +360,36 @@ async def _read_capped(stream: asyncio.StreamReader, cap: int, watch: _Watch):
             continue
         room = cap - kept
         if len(chunk) > room:
-            chunks.append(chunk[:room])
-            kept = cap
+            chunk = chunk[:room]
             truncated = True
             watch.trip(LimitHit.OUTPUT)
-        else:
-            chunks.append(chunk)
-            kept += len(chunk)
+        chunks.append(chunk)
+        kept += len(chunk)
+        if relay is not None and chunk:
+            with contextlib.suppress(Exception):  # a client that left does not stop the run
+                await relay(name, chunk)
     return b"".join(chunks), truncated
+
+
+async def _feed_live(stdin: asyncio.StreamWriter, pieces: asyncio.Queue[bytes | None]) -> None:
+    """An interactive run's stdin: pieces as the client sends them; None closes it."""
+    try:
+        while (piece := await pieces.get()) is not None:
+            stdin.write(piece)
+            await stdin.drain()
+        stdin.close()
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+
+
+async def _relay_signals(box: Box, numbers: asyncio.Queue[int]) -> None:
+    """Send the client's signals to every process of the run but the sandbox's reaper."""
+    while True:
+        number = await numbers.get()
+        for pid in await asyncio.to_thread(box.cgroup.procs):
+            if pid != box.init_pid:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, number)
 
 
 async def _feed(stdin: asyncio.StreamWriter, data: bytes) -> None:

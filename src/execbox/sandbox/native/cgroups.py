@@ -74,6 +74,9 @@ class StageCgroup:
     def kill(self) -> None:
         self.driver.kill(self.name)
 
+    def procs(self) -> list[int]:
+        return self.driver.procs(self.name)
+
     def set_limits(self, memory_bytes: int, pids: int) -> None:
         self.driver.set_limits(self.name, memory_bytes, pids)
 

@@ -68,6 +68,7 @@ def _remove_server_dir(directory: Path) -> None:
 
 class NativeSandbox:
     name = "native"
+    interactive = True
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

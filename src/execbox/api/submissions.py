@@ -1,0 +1,125 @@
+"""execbox's own asynchronous API: submit now, read the result later (or get a callback)."""
+
+from __future__ import annotations
+
+import base64
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from execbox.api.judge0 import normalized
+from execbox.api.models import (
+    CaseModel,
+    StageModel,
+    SubmissionBatchRequest,
+    SubmissionModel,
+    SubmissionRequest,
+    SubmissionResult,
+)
+from execbox.api.routes import ERRORS, caller_of
+from execbox.engine import InvalidRequest
+from execbox.submissions import Submission, SubmissionRunner, codec
+from execbox.submissions.callbacks import ForbiddenDestination, check_destination
+
+router = APIRouter(tags=["submissions"])
+MAX_IDS = 100
+
+
+def _runner(request: Request) -> SubmissionRunner:
+    return request.app.state.submissions
+
+
+def _accept(request: Request, bodies: list[SubmissionRequest]) -> list[Submission]:
+    caller = caller_of(request)
+    settings = request.app.state.settings
+    executions, extras = [], []
+    for body in bodies:
+        if body.callback_url:
+            try:
+                check_destination(body.callback_url, settings.callback_allow_private)
+            except ForbiddenDestination as err:
+                raise InvalidRequest(str(err)) from None
+        executions.append(body.to_request())
+        expected = [
+            base64.b64encode(c.expected_output.encode()).decode()
+            if c.expected_output is not None
+            else None
+            for c in body.test_cases or []
+        ]
+        extras.append({"expected": expected, "output_encoding": body.output_encoding})
+    runner = _runner(request)
+    submitted = []
+    for body, execution, extra in zip(bodies, executions, extras, strict=True):
+        submitted += runner.submit("v1", caller, [execution], body.callback_url, [extra])
+    return submitted
+
+
+@router.post("/api/v1/submissions", status_code=202, responses=ERRORS)
+async def submit(body: SubmissionRequest, request: Request) -> dict:
+    """Queue one execution; its id comes back at once."""
+    (submission,) = _accept(request, [body])
+    return {"id": submission.id}
+
+
+@router.post("/api/v1/submissions/batch", status_code=202, responses=ERRORS)
+async def submit_batch(body: SubmissionBatchRequest, request: Request) -> dict:
+    """Queue several executions (all are checked before any is queued)."""
+    for item in body.submissions:
+        request.app.state.engine.prepare(item.to_request())
+    return {"ids": [s.id for s in _accept(request, body.submissions)]}
+
+
+def show(submission: Submission) -> SubmissionModel:
+    model = SubmissionModel(
+        id=submission.id,
+        state=submission.state.value,
+        created_at=submission.created_at,
+        finished_at=submission.finished_at,
+    )
+    if submission.result is None:
+        return model
+    if "error" in submission.result:
+        model.error = submission.result["error"]
+        return model
+    encoding = submission.extra.get("output_encoding", "utf8")
+    result = codec.result_from_json(submission.result)
+    shown = SubmissionResult.of(result, encoding)
+    expected = submission.extra.get("expected") or []
+    if result.cases:
+        shown.cases = []
+        for index, report in enumerate(result.cases):
+            want = expected[index] if index < len(expected) else None
+            passed = None
+            if want is not None:
+                passed = report.status.value == "ok" and normalized(report.stdout) == normalized(
+                    base64.b64decode(want)
+                )
+            stage = StageModel.of(report, encoding).model_dump()
+            shown.cases.append(CaseModel(**stage, passed=passed))
+    model.result = shown
+    return model
+
+
+@router.get("/api/v1/submissions/{id}", response_model=SubmissionModel, responses=ERRORS)
+async def get_submission(id: str, request: Request) -> SubmissionModel:
+    caller_of(request)
+    found = _runner(request).get([id]).get(id)
+    if found is None:
+        return JSONResponse(
+            {"error": "not_found", "message": f"no submission {id}"}, status_code=404
+        )  # type: ignore[return-value]
+    return show(found)
+
+
+@router.get("/api/v1/submissions", responses=ERRORS)
+async def get_submissions(request: Request, ids: str = Query(...)) -> dict:
+    caller_of(request)
+    wanted = [i.strip() for i in ids.split(",") if i.strip()]
+    if not 1 <= len(wanted) <= MAX_IDS:
+        raise InvalidRequest(f"ids: give 1 to {MAX_IDS} comma-separated ids")
+    found = _runner(request).get(wanted)
+    return {"submissions": [show(found[i]).model_dump() if i in found else None for i in wanted]}
+
+
+def callback_body(submission: Submission) -> dict:
+    return show(submission).model_dump()
