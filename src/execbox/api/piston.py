@@ -172,14 +172,15 @@ def stage(report: StageReport) -> dict:
             status = "XX"
         case Status.RUNTIME_ERROR | Status.COMPILE_ERROR:
             status = "SG" if report.signal else "RE"
-    signal = report.signal
-    if report.status is Status.MEMORY_LIMIT and signal is None:
-        signal = "SIGKILL"
+    signal, code = report.signal, report.exit_code
+    if status in ("TO", "OL", "EL") or report.status is Status.MEMORY_LIMIT:
+        # Piston's limits end a run with SIGKILL, and say so.
+        signal, code = "SIGKILL", None
     return {
         "stdout": _text(report.stdout),
         "stderr": _text(report.stderr),
         "output": _text(report.stdout + report.stderr),
-        "code": report.exit_code,
+        "code": code,
         "signal": signal,
         "message": message if status else None,
         "status": status,

@@ -171,8 +171,9 @@ class SubmissionRunner:
                 await asyncio.sleep(RETRY_S)
 
     async def _expire(self) -> None:
+        ttl = self.settings.submission_ttl_s
         while True:
-            removed = self.store.expire(time.time() - self.settings.submission_ttl_s)
+            removed = self.store.expire(time.time() - ttl)
             if removed:
                 log.info("%d finished submissions expired", removed)
-            await asyncio.sleep(EXPIRY_EVERY_S)
+            await asyncio.sleep(min(EXPIRY_EVERY_S, max(0.5, ttl / 2)))
