@@ -40,7 +40,8 @@ def settled(engine, server: Server, count: int, timeout: float = 20) -> list[dic
     deadline = time.monotonic() + timeout
     while True:
         found = containers_of(engine, server)
-        if len(found) == count or time.monotonic() > deadline:
+        steady = all(c["State"] == "running" for c in found)  # not half-created or removed
+        if (len(found) == count and steady) or time.monotonic() > deadline:
             return found
         time.sleep(0.2)
 
@@ -106,7 +107,7 @@ def test_each_container_runs_once_and_is_removed(engine, docker_server):
     execute(docker_server, {"language": "bash", "code": "echo warm"})
     # The pool holds one started container per profile used (here: bash's run stage).
     idle = settled(engine, docker_server, 1)
-    assert [c["State"] for c in idle] == ["running"]
+    assert [c["State"] for c in idle] == ["running"], idle
     body = execute(docker_server, {"language": "bash", "code": "ls -A /tmp /box"})
     # Only the program's file: the run script and stdin were removed before it started.
     assert body.json()["run"]["stdout"] == "/box:\nmain.sh\n\n/tmp:\n"

@@ -23,6 +23,7 @@ from execbox.sandbox.base import StageResult, StageSpec
 from execbox.sandbox.docker import container as box
 from execbox.sandbox.docker.container import LABEL, USER, Profile
 from execbox.sandbox.servers import server_alive, server_name
+from execbox.sandbox.warm_pool import WarmPool
 
 log = logging.getLogger("execbox.sandbox")
 
@@ -66,13 +67,13 @@ class DockerSandbox:
         self.labels = {LABEL: "1", f"{LABEL}.server": self.server, f"{LABEL}.host": self.host}
         self._threads = ThreadPoolExecutor(THREADS, thread_name_prefix="docker")
         self._client = None
-        self._pool: dict[Profile, list[str]] = {}
-        self._refilling: set[Profile] = set()
+        self._pool: WarmPool[Profile, str] = WarmPool(
+            settings.warm_pool, self._start_container, self._remove_soon
+        )
         self._helpers: dict[str, str] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._live: set[str] = set()
         self._pids: dict[str, int] = {}  # host pid of each started container's init
-        self._closing = False
 
     @property
     def api(self):
@@ -122,10 +123,8 @@ class DockerSandbox:
             self.api.remove_container(container, force=True)
 
     async def close(self) -> None:
-        self._closing = True
-        doomed = [c for containers in self._pool.values() for c in containers]
-        doomed += list(self._live) + list(self._helpers.values())
-        self._pool.clear()
+        await self._pool.close()
+        doomed = list(self._live) + list(self._helpers.values())
         self._helpers.clear()
         if self._background:
             await asyncio.wait(set(self._background), timeout=15)
@@ -175,7 +174,7 @@ class DockerSandbox:
             for helper in helpers:
                 self._background_task(self._call(self._remove, helper))
         profile = Profile.of(spec, self.settings.docker_image)
-        container = self._take(profile)
+        container = await self._pool.take(profile)
         try:
             if container is None:
                 container = await self._call(self._create, profile)
@@ -190,7 +189,7 @@ class DockerSandbox:
                 self._pids.pop(container, None)
                 self._background_task(self._call(self._remove, container))
             if spec.keep_warm:
-                self._refill_soon(profile)
+                self._pool.refill_soon(profile)
 
     async def _run_in(self, container: str, spec: StageSpec) -> StageResult:
         nonce = box.new_nonce()
@@ -264,6 +263,12 @@ class DockerSandbox:
         except NotFound:
             return {}
 
+    async def _start_container(self, profile: Profile) -> str:
+        return await self._call(self._create, profile)
+
+    async def _remove_soon(self, container: str) -> None:
+        self._background_task(self._call(self._remove, container))
+
     def _create(self, profile: Profile) -> str:
         config = box.container_config(self.api, profile, self.settings.cpus_per_stage, self.labels)
         container = self.api.create_container_from_config(config)["Id"]
@@ -274,36 +279,6 @@ class DockerSandbox:
             self._remove(container)
             raise
         return container
-
-    # The warm pool.
-
-    def _take(self, profile: Profile) -> str | None:
-        containers = self._pool.get(profile, [])
-        return containers.pop() if containers else None
-
-    def _refill_soon(self, profile: Profile) -> None:
-        if self.settings.warm_pool <= 0 or self._closing or profile in self._refilling:
-            return
-        self._refilling.add(profile)
-        self._background_task(self._refill(profile))
-
-    async def _refill(self, profile: Profile) -> None:
-        try:
-            containers = self._pool.setdefault(profile, [])
-            missing = self.settings.warm_pool - len(containers)
-            started = await asyncio.gather(
-                *(self._call(self._create, profile) for _ in range(missing)),
-                return_exceptions=True,
-            )
-            for container in started:
-                if isinstance(container, BaseException):
-                    log.warning("warm pool: a container did not start: %s", container)
-                elif self._closing:
-                    await self._call(self._remove, container)
-                else:
-                    containers.append(container)
-        finally:
-            self._refilling.discard(profile)
 
     def _background_task(self, awaitable) -> None:
         task = asyncio.ensure_future(awaitable)

@@ -7,6 +7,7 @@ CPU time and peak memory, tells whether the OOM killer fired, and kills the whol
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import time
@@ -155,6 +156,11 @@ def _pids_of(directory: Path) -> list[int]:
         return [int(p) for p in _read(directory / "cgroup.procs").split()]
     except FileNotFoundError:
         return []
+    except OSError as err:
+        # Another server removing the same dead server's cgroup: it is going away.
+        if err.errno == errno.ENODEV:
+            return []
+        raise
 
 
 def _kill_pids(pids: list[int]) -> None:

@@ -22,6 +22,7 @@ from execbox.sandbox.base import WORKDIR, StageResult, StageSpec
 from execbox.sandbox.native import cgroups, seccomp, workdir
 from execbox.sandbox.native.box import Box, Profile, run_in_box, start_box
 from execbox.sandbox.servers import server_alive, server_name
+from execbox.sandbox.warm_pool import WarmPool
 
 log = logging.getLogger("execbox.sandbox")
 
@@ -83,10 +84,10 @@ class NativeSandbox:
         self._bwrap: str | None = None
         self._toolchains: dict[str, str] = {}
         self._background: set[asyncio.Task[None]] = set()
-        self._pool: dict[Profile, list[Box]] = {}
-        self._refilling: set[Profile] = set()
+        self._pool: WarmPool[Profile, Box] = WarmPool(
+            settings.warm_pool, self._start_box, self._dispose_soon, lambda box: box.alive
+        )
         self._live: set[Box] = set()
-        self._closing = False
 
     async def start(self) -> None:
         if os.geteuid() != 0:
@@ -148,11 +149,7 @@ class NativeSandbox:
             _remove_server_dir(self.state / name)
 
     async def close(self) -> None:
-        self._closing = True
-        for boxes in self._pool.values():
-            for box in boxes:
-                self._dispose(box)
-        self._pool.clear()
+        await self._pool.close()
         for box in list(self._live):
             with contextlib.suppress(ProcessLookupError, OSError):
                 box.process.kill()
@@ -166,7 +163,7 @@ class NativeSandbox:
     async def run(self, spec: StageSpec) -> StageResult:
         assert self._cgroups is not None, "start() first"
         profile = Profile.of(spec)
-        box = self._take(profile) or await self._new_box(profile)
+        box = await self._pool.take(profile) or await self._new_box(profile)
         if isinstance(box, str):
             return StageResult(None, None, b"", b"", internal_error=box)
         self._live.add(box)
@@ -185,43 +182,15 @@ class NativeSandbox:
             self._dispose(box)
             # Refilled after the run rather than during it: starting a box takes CPU time
             # that the program's own start would otherwise compete with.
-            self._refill_soon(profile)
-
-    # The warm pool.
-
-    def _take(self, profile: Profile) -> Box | None:
-        boxes = self._pool.get(profile, [])
-        while boxes:
-            box = boxes.pop()
-            if box.alive:
-                return box
-            self._dispose(box)
-        return None
-
-    def _refill_soon(self, profile: Profile) -> None:
-        if self.settings.warm_pool <= 0 or self._closing or profile in self._refilling:
-            return
-        self._refilling.add(profile)
-        self._background_task(self._refill(profile))
-
-    async def _refill(self, profile: Profile) -> None:
-        """Start the missing boxes side by side: most of a start is waiting (for bwrap, for
-        the kernel to move a process into a cgroup), not computing."""
-        try:
-            boxes = self._pool.setdefault(profile, [])
-            missing = self.settings.warm_pool - len(boxes)
-            started = await asyncio.gather(*(self._new_box(profile) for _ in range(missing)))
-            for box in started:
-                if isinstance(box, str):
-                    log.warning("warm pool: a sandbox did not start: %s", box)
-                elif self._closing:
-                    self._dispose(box)
-                else:
-                    boxes.append(box)
-        finally:
-            self._refilling.discard(profile)
+            self._pool.refill_soon(profile)
 
     # One box's start and end.
+
+    async def _start_box(self, profile: Profile) -> Box:
+        box = await self._new_box(profile)
+        if isinstance(box, str):
+            raise SandboxUnavailable(box)
+        return box
 
     async def _new_box(self, profile: Profile) -> Box | str:
         """A started box, or why it could not start."""
@@ -257,6 +226,9 @@ class NativeSandbox:
         return self._cgroups.create(
             stage, memory_bytes=size, pids=16, cpus=self.settings.cpus_per_stage
         )
+
+    async def _dispose_soon(self, box: Box) -> None:
+        self._dispose(box)
 
     def _dispose(self, box: Box) -> None:
         """Kill a box and remove its cgroup and work dir, off the caller's path."""
