@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # each installed only when its command is missing (a machine may have its own node, JDK...).
 APT_COMMANDS := bwrap:bubblewrap ps:procps go:golang-go g++:g++ gcc:gcc node:nodejs javac:default-jdk-headless rustc:rustc
 
-.PHONY: run test setup system venv lint bench clean docker-images
+.PHONY: run test setup system venv lint bench clean docker-images docker-service
 
 run: setup
 	$(BIN)/execbox serve
@@ -45,6 +45,12 @@ $(VENV)/.installed: pyproject.toml
 docker-images:
 	@if docker info >/dev/null 2>&1; then docker/build-images.sh; \
 	else echo "no Docker engine answers: skipping the Docker backend's images"; fi
+
+# execbox itself as an image (for docker-compose.yml): wheels built here, installed offline.
+docker-service: venv docker-images
+	rm -rf docker/service/wheels
+	$(BIN)/pip wheel -q -w docker/service/wheels .
+	docker build -q --force-rm -f docker/service/Dockerfile -t execbox:latest .
 
 bench: setup
 	$(BIN)/pip install -q -e '.[dev,bench]'

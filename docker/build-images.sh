@@ -28,7 +28,7 @@ fi
 recipe=$(sha256sum runtime/Dockerfile | cut -c1-16)
 built=$(docker image inspect -f '{{ index .Config.Labels "org.execbox.recipe" }}' "$RUNTIME" 2>/dev/null || true)
 if [ $rebuild = 1 ] || [ "$built" != "$recipe" ]; then
-  docker build -q --build-arg BASE="$BASE" --label "org.execbox.recipe=$recipe" -t "$RUNTIME" runtime >/dev/null
+  docker build -q --force-rm --build-arg BASE="$BASE" --label "org.execbox.recipe=$recipe" -t "$RUNTIME" runtime >/dev/null
   docker image prune -f --filter label=org.execbox.recipe >/dev/null
   echo "built $RUNTIME"
 fi
