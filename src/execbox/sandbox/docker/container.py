@@ -22,13 +22,21 @@ import json
 import math
 import secrets
 import shlex
+import signal
 import socket
 import tarfile
 import time
 from dataclasses import dataclass
 
 from execbox.config import Limits
-from execbox.sandbox.base import WORKDIR, LimitHit, SandboxFile, StageResult, StageSpec
+from execbox.sandbox.base import (
+    WORKDIR,
+    LimitHit,
+    SandboxFile,
+    StageResult,
+    StageSpec,
+    signal_of,
+)
 from execbox.sandbox.docker.frames import Demultiplexer
 from execbox.sandbox.syscalls import DENIED_SYSCALLS, namespace_flag_bits
 
@@ -259,13 +267,9 @@ def send_and_read(sock: socket.socket, payload: bytes, spec: StageSpec, nonce: s
     cpu_used_ns = 0
     while not streams.done:
         now = time.monotonic()
-        if now >= deadline:
-            timed_out = True
-            break
-        used = cpu_ns() if cpu_start is not None else None
-        if used is not None:
+        if cpu_start is not None and (used := cpu_ns()) is not None:
             cpu_used_ns = used - cpu_start
-        if used is not None and used - cpu_start >= cpu_limit_ns:
+        if now >= deadline or cpu_used_ns >= cpu_limit_ns:
             timed_out = True
             break
         sock.settimeout(deadline - now if cpu_start is None else min(deadline - now, CPU_POLL_S))
@@ -310,9 +314,9 @@ def judge(
         return StageResult(
             None, None, b"", b"", internal_error=f"the container ended early: {detail}"
         )
-    sig = None
-    if exit_code is not None and exit_code > 128:
-        sig, exit_code = exit_code - 128, None
+    sig = signal_of(exit_code) if exit_code is not None else None
+    if sig is not None:
+        exit_code = None
     limit = None
     if outcome.timed_out:
         limit = LimitHit.TIME
@@ -320,7 +324,7 @@ def judge(
         limit = LimitHit.OUTPUT
     elif ooms > 0 or oom_killed:
         limit = LimitHit.MEMORY
-    elif cpu_ms > limits.cpu_time_ms or sig == 24:  # SIGXCPU
+    elif cpu_ms > limits.cpu_time_ms or sig == signal.SIGXCPU:
         limit = LimitHit.TIME
     return StageResult(
         exit_code=exit_code,

@@ -14,14 +14,15 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from execbox.config import Settings
 from execbox.languages import LanguageError
 from execbox.sandbox.base import StageResult, StageSpec
 from execbox.sandbox.docker import container as box
 from execbox.sandbox.docker.container import LABEL, USER, Profile
+from execbox.sandbox.native import cgroups
 from execbox.sandbox.servers import server_alive, server_name
 from execbox.sandbox.warm_pool import WarmPool
 
@@ -33,27 +34,6 @@ DISCOVER_TIMEOUT_S = 120  # a helper container that answers discover commands li
 
 class DockerUnavailable(Exception):
     """No Docker engine answers, or the default image is missing."""
-
-
-def cgroups_cpu_file(pid: int) -> Path | None:
-    """The file holding the CPU time of the cgroup of host process ``pid`` (v1 or v2)."""
-    try:
-        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        if "cpuacct" in controllers.split(","):
-            for mount in ("cpuacct", "cpu,cpuacct", "cpuacct,cpu"):
-                candidate = Path("/sys/fs/cgroup", mount, path.lstrip("/"), "cpuacct.usage")
-                if candidate.exists():
-                    return candidate
-    for line in lines:
-        if line.startswith("0::"):
-            candidate = Path("/sys/fs/cgroup", line[3:].lstrip("/"), "cpu.stat")
-            if candidate.exists():
-                return candidate
-    return None
 
 
 class DockerSandbox:
@@ -73,7 +53,10 @@ class DockerSandbox:
         self._helpers: dict[str, str] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._live: set[str] = set()
-        self._pids: dict[str, int] = {}  # host pid of each started container's init
+        # Each started container's CPU time, read from its cgroup on this host (None where the
+        # engine runs elsewhere: then only RLIMIT_CPU and the wall clock apply). Found when the
+        # container starts, off the request path.
+        self._cpu_readers: dict[str, Callable[[], int | None] | None] = {}
 
     @property
     def api(self):
@@ -172,12 +155,12 @@ class DockerSandbox:
             # Discovery is over once programs run: its helper containers can go.
             helpers, self._helpers = list(self._helpers.values()), {}
             for helper in helpers:
-                self._background_task(self._call(self._remove, helper))
+                await self._remove_soon(helper)
         profile = Profile.of(spec, self.settings.docker_image)
         container = await self._pool.take(profile)
         try:
             if container is None:
-                container = await self._call(self._create, profile)
+                container = await self._start_container(profile)
             self._live.add(container)
             return await self._run_in(container, spec)
         except Exception as err:
@@ -185,9 +168,7 @@ class DockerSandbox:
             return StageResult(None, None, b"", b"", internal_error=f"docker failure: {err}")
         finally:
             if container is not None:
-                self._live.discard(container)
-                self._pids.pop(container, None)
-                self._background_task(self._call(self._remove, container))
+                await self._remove_soon(container)
             if spec.keep_warm:
                 self._pool.refill_soon(profile)
 
@@ -201,7 +182,8 @@ class DockerSandbox:
             response = self.api.attach_socket(container, params=params)
             sockets.append(sock := response._sock)
             try:
-                return box.send_and_read(sock, payload, spec, nonce, self._cpu_reader(container))
+                cpu_ns = self._cpu_readers.get(container)
+                return box.send_and_read(sock, payload, spec, nonce, cpu_ns)
             finally:
                 # Closed before the container is killed: the engine holds a container's exit
                 # until its attached streams are drained, so a kill with an unread stream waits.
@@ -233,26 +215,6 @@ class DockerSandbox:
                 return StageResult(None, None, b"", b"", internal_error=f"artifacts: {err}")
         return result
 
-    def _cpu_reader(self, container: str):
-        """Reads the container's CPU time (ns) from its cgroup on this host; None where the
-        engine runs elsewhere (then only the per-process CPU rlimit and wall clock apply)."""
-        pid = self._pids.get(container)
-        path = cgroups_cpu_file(pid) if pid else None
-        if path is None:
-            return None
-
-        def read() -> int | None:
-            try:
-                text = path.read_text()
-            except OSError:
-                return None
-            if path.name == "cpu.stat":
-                usage = next(line for line in text.splitlines() if line.startswith("usage_usec"))
-                return int(usage.split()[1]) * 1000
-            return int(text)
-
-        return read
-
     def _state(self, container: str) -> dict:
         from docker.errors import NotFound
 
@@ -267,6 +229,9 @@ class DockerSandbox:
         return await self._call(self._create, profile)
 
     async def _remove_soon(self, container: str) -> None:
+        """Forget a container and remove it (killing what runs in it) in the background."""
+        self._live.discard(container)
+        self._cpu_readers.pop(container, None)
         self._background_task(self._call(self._remove, container))
 
     def _create(self, profile: Profile) -> str:
@@ -274,7 +239,8 @@ class DockerSandbox:
         container = self.api.create_container_from_config(config)["Id"]
         try:
             self.api.start(container)
-            self._pids[container] = self.api.inspect_container(container)["State"]["Pid"]
+            pid = self.api.inspect_container(container)["State"]["Pid"]
+            self._cpu_readers[container] = cgroups.cpu_time_reader(pid)
         except Exception:
             self._remove(container)
             raise

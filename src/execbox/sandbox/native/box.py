@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from execbox.config import Limits
-from execbox.sandbox.base import WORKDIR, LimitHit, StageResult, StageSpec
+from execbox.sandbox.base import WORKDIR, LimitHit, StageResult, StageSpec, signal_of
 from execbox.sandbox.native import cgroups, workdir
 from execbox.sandbox.native.process import Process, spawn
 
@@ -75,14 +75,6 @@ class _Watch:
         if self.limit is None:
             self.limit = limit
         self.stopped.set()
-
-
-def signal_of(code: int) -> int | None:
-    """bwrap reports death by signal N as exit code 128 + N, as a shell does."""
-    number = code - 128
-    if 0 < number < signal.NSIG and number in {s.value for s in signal.Signals}:
-        return number
-    return None
 
 
 def _pipe_with(data: bytes) -> int:

@@ -11,6 +11,7 @@ import errno
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,14 +44,39 @@ def _keyed(text: str) -> dict[str, int]:
     return values
 
 
-def _own_cgroups() -> dict[str, str]:
-    """This process's cgroup path per v1 controller, and under key '' for v2."""
+def cgroups_of(pid: int | str = "self") -> dict[str, str]:
+    """A process's cgroup path per v1 controller, and under key '' for v2."""
     paths = {}
-    for line in _read(Path("/proc/self/cgroup")).splitlines():
+    for line in _read(Path(f"/proc/{pid}/cgroup")).splitlines():
         _, controllers, path = line.split(":", 2)
         for controller in controllers.split(",") if controllers else [""]:
             paths[controller] = path
     return paths
+
+
+def cpu_time_reader(pid: int) -> Callable[[], int | None] | None:
+    """A reader of the CPU time (ns) of host process ``pid``'s cgroup, whoever made that cgroup
+    (the Docker engine, say); None when this host cannot see it. The reader answers None once
+    the cgroup is gone."""
+    try:
+        paths = cgroups_of(pid)
+    except OSError:
+        return None
+    usage = CGROUP_ROOT / "cpuacct" / paths.get("cpuacct", "").lstrip("/") / "cpuacct.usage"
+    if "cpuacct" in paths and usage.exists():
+        return lambda: _read_or_none(usage, int)
+    for mount in (CGROUP_ROOT, CGROUP_ROOT / "unified"):
+        stat = mount / paths.get("", "/").lstrip("/") / "cpu.stat"
+        if "" in paths and stat.exists():
+            return lambda: _read_or_none(stat, lambda text: _keyed(text)["usage_usec"] * 1000)
+    return None
+
+
+def _read_or_none(path: Path, parse: Callable[[str], int]) -> int | None:
+    try:
+        return parse(_read(path))
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 @dataclass
@@ -346,7 +372,7 @@ def _v2_base() -> Path | None:
     available = set(_read(mount / "cgroup.controllers").split())
     if not set(V2_CONTROLLERS) <= available:
         return None
-    own = mount / _own_cgroups().get("", "/").lstrip("/")
+    own = mount / cgroups_of().get("", "/").lstrip("/")
     # "No internal processes": move this server into a leaf of its own cgroup, then let the
     # sandboxes' parent enable the controllers for its children.
     if own != mount:
