@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import json
 import math
 import os
 import platform
@@ -34,7 +35,7 @@ from execbox.engine import (
     StageReport,
     Status,
 )
-from execbox.submissions import Submission, SubmissionRunner, SubmissionState, codec
+from execbox.submissions import NewSubmission, Submission, SubmissionRunner, SubmissionState, codec
 from execbox.submissions.callbacks import ForbiddenDestination, check_destination
 
 router = APIRouter(tags=["judge0"])
@@ -481,7 +482,6 @@ def _engine(request: Request) -> Engine:
 
 
 async def _body(request: Request) -> Any:
-    import json
 
     raw = await request.body()
     try:
@@ -527,7 +527,9 @@ async def create_submission(
     body = _parse(await _body(request))
     execution, shown = _translate(body, encoded, request)
     runner = _runner(request)
-    (submission,) = runner.submit("judge0", caller, [execution], body.callback_url, [shown])
+    (submission,) = runner.submit(
+        "judge0", caller, [NewSubmission(execution, body.callback_url, shown)]
+    )
     if not _flag(wait):
         return JSONResponse({"token": submission.id}, status_code=201)
     finished = await runner.wait(submission.id, WAIT_TIMEOUT_S) or submission
@@ -558,23 +560,21 @@ async def create_batch(request: Request, base64_encoded: str | None = Query(None
         raise Judge0Error(
             f"number of submissions in a batch must be at most {MAX_BATCH}", status_code=400
         )
+    # Each item is answered in place: its token, or why it was refused (Judge0 does the same).
     answers: list[dict] = []
-    accepted: list[tuple[int, ExecutionRequest, dict, str | None]] = []
-    for index, item in enumerate(items):
+    runner = _runner(request)
+    for item in items:
         try:
             body = _parse(item)
             execution, shown = _translate(body, encoded, request)
-            _engine(request).prepare(execution)
-            accepted.append((index, execution, shown, body.callback_url))
-            answers.append({})
+            (submission,) = runner.submit(
+                "judge0", caller, [NewSubmission(execution, body.callback_url, shown)]
+            )
+            answers.append({"token": submission.id})
         except Judge0Error as err:
             answers.append(err.body())
         except ExecutionError as err:
             answers.append({"error": err.message})
-    runner = _runner(request)
-    for index, execution, shown, callback in accepted:
-        (submission,) = runner.submit("judge0", caller, [execution], callback, [shown])
-        answers[index] = {"token": submission.id}
     return JSONResponse(answers, status_code=201)
 
 

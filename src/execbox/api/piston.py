@@ -255,7 +255,7 @@ async def connect(socket: WebSocket) -> None:
     if not isinstance(event, dict) or event.get("type") != "init":
         return await close("not_initialized")
     try:
-        caller_of(socket)  # type: ignore[arg-type]
+        caller = caller_of(socket)  # type: ignore[arg-type]
         job = engine.prepare(to_execution(event))
     except ExecutionError as err:
         await send({"type": "error", "message": err.message})
@@ -309,7 +309,6 @@ async def connect(socket: WebSocket) -> None:
                     await send({"type": "error", "message": "unknown message type"})
 
     scheduler = socket.app.state.scheduler
-    caller = caller_of(socket)  # type: ignore[arg-type]
     run = asyncio.create_task(
         scheduler.run(lambda: engine.execute(job, interactive), caller, job.memory_bytes)
     )

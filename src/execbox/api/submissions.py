@@ -18,7 +18,7 @@ from execbox.api.models import (
 )
 from execbox.api.routes import ERRORS, caller_of
 from execbox.engine import InvalidRequest
-from execbox.submissions import Submission, SubmissionRunner, codec
+from execbox.submissions import NewSubmission, Submission, SubmissionRunner, codec
 from execbox.submissions.callbacks import ForbiddenDestination, check_destination
 
 router = APIRouter(tags=["submissions"])
@@ -30,28 +30,25 @@ def _runner(request: Request) -> SubmissionRunner:
 
 
 def _accept(request: Request, bodies: list[SubmissionRequest]) -> list[Submission]:
+    """Check, store and queue submissions: all of them, or none when one is bad."""
     caller = caller_of(request)
     settings = request.app.state.settings
-    executions, extras = [], []
+    items = []
     for body in bodies:
         if body.callback_url:
             try:
                 check_destination(body.callback_url, settings.callback_allow_private)
             except ForbiddenDestination as err:
                 raise InvalidRequest(str(err)) from None
-        executions.append(body.to_request())
         expected = [
             base64.b64encode(c.expected_output.encode()).decode()
             if c.expected_output is not None
             else None
             for c in body.test_cases or []
         ]
-        extras.append({"expected": expected, "output_encoding": body.output_encoding})
-    runner = _runner(request)
-    submitted = []
-    for body, execution, extra in zip(bodies, executions, extras, strict=True):
-        submitted += runner.submit("v1", caller, [execution], body.callback_url, [extra])
-    return submitted
+        extra = {"expected": expected, "output_encoding": body.output_encoding}
+        items.append(NewSubmission(body.to_request(), body.callback_url, extra))
+    return _runner(request).submit("v1", caller, items)
 
 
 @router.post("/api/v1/submissions", status_code=202, responses=ERRORS)
@@ -64,8 +61,6 @@ async def submit(body: SubmissionRequest, request: Request) -> dict:
 @router.post("/api/v1/submissions/batch", status_code=202, responses=ERRORS)
 async def submit_batch(body: SubmissionBatchRequest, request: Request) -> dict:
     """Queue several executions (all are checked before any is queued)."""
-    for item in body.submissions:
-        request.app.state.engine.prepare(item.to_request())
     return {"ids": [s.id for s in _accept(request, body.submissions)]}
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from execbox.engine import ExecutionRequest
+
 
 class SubmissionState(StrEnum):
     QUEUED = "queued"
@@ -24,3 +26,12 @@ class Submission:
     finished_at: float | None = None
     callback_url: str | None = None
     extra: dict = field(default_factory=dict)  # dialect-specific details (Judge0's fields)
+
+
+@dataclass
+class NewSubmission:
+    """What a client submits: the execution, where to call back, and what its dialect shows."""
+
+    execution: ExecutionRequest
+    callback_url: str | None = None
+    extra: dict = field(default_factory=dict)

@@ -17,11 +17,11 @@ import uuid
 from collections.abc import Callable
 
 from execbox.config import Settings
-from execbox.engine import Engine, ExecutionError, ExecutionRequest
+from execbox.engine import Engine, ExecutionError
 from execbox.scheduler import QueueFull, QueueTimeout, Scheduler, ShuttingDown
 from execbox.submissions import codec
 from execbox.submissions.callbacks import CallbackSender
-from execbox.submissions.model import Submission, SubmissionState
+from execbox.submissions.model import NewSubmission, Submission, SubmissionState
 from execbox.submissions.store import SubmissionStore
 
 log = logging.getLogger("execbox.submissions")
@@ -82,19 +82,13 @@ class SubmissionRunner:
 
     # Accepting.
 
-    def submit(
-        self,
-        dialect: str,
-        caller: str,
-        executions: list[ExecutionRequest],
-        callback_url: str | None = None,
-        extras: list[dict] | None = None,
-    ) -> list[Submission]:
-        """Validate (raises ExecutionError), store and queue executions; their submissions."""
-        for execution in executions:
-            self.engine.prepare(execution)  # bad input fails here, before anything is stored
+    def submit(self, dialect: str, caller: str, items: list[NewSubmission]) -> list[Submission]:
+        """Validate (raises ExecutionError), store and queue executions, all or none; their
+        submissions."""
+        for item in items:
+            self.engine.prepare(item.execution)  # bad input fails here, before anything is stored
         pending = self.store.count_unfinished()
-        if pending + len(executions) > self.settings.max_pending_submissions:
+        if pending + len(items) > self.settings.max_pending_submissions:
             raise TooManySubmissions(
                 f"{pending} submissions are waiting, the most this server keeps is "
                 f"{self.settings.max_pending_submissions}; retry later"
@@ -105,12 +99,12 @@ class SubmissionRunner:
                 id=str(uuid.uuid4()),
                 dialect=dialect,
                 caller=caller,
-                request=codec.request_to_json(execution),
+                request=codec.request_to_json(item.execution),
                 created_at=now,
-                callback_url=callback_url,
-                extra=(extras or [{}] * len(executions))[index],
+                callback_url=item.callback_url,
+                extra=item.extra,
             )
-            for index, execution in enumerate(executions)
+            for item in items
         ]
         self.store.add(submissions)
         for submission in submissions:
