@@ -482,7 +482,6 @@ def _engine(request: Request) -> Engine:
 
 
 async def _body(request: Request) -> Any:
-
     raw = await request.body()
     try:
         return json.loads(raw or b"{}")
