@@ -138,9 +138,9 @@ def run(client: httpx.Client):
 # Host uids that sandboxed programs run as: the native pool, and the Docker backend's user.
 SANDBOX_UIDS = (range(61000, 62000), range(65534, 65535))
 WAITING_BOX = (
-    # native: bwrap's two processes, or the stub shell that waits for its command
+    # native: bwrap's two processes, or the helper's stub that waits for its command
     "/usr/bin/bwrap --args ",
-    "/usr/bin/bash --noprofile --norc -c ",
+    "/.sandbox/stub stub ",
     # docker: docker-init, and the shell (and its tar) waiting for the run's archive
     "/sbin/docker-init -- sh -c tar -x -o -C / -f - ",
     "sh -c tar -x -o -C / -f - ",

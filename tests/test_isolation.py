@@ -107,7 +107,7 @@ def test_environment_is_clean(run):
         "PYTHONIOENCODING",
         "LC_CTYPE",
         "PWD",
-        "SHLVL",  # bash's nesting counter: the sandbox's stub is a shell
+        "SHLVL",  # bash's nesting counter (the Docker backend's runner is a shell)
     }
 
 

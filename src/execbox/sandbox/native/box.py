@@ -2,8 +2,8 @@
 
 Start (can happen ahead of time, off the request path): bwrap is launched as an unprivileged
 host uid and blocks (``--block-fd``) once its namespaces and mounts exist; the host moves its
-pid 1 into the stage's cgroup, then releases it. pid 1 starts a small bash stub that waits on a
-pipe for its command, so every process of the stage is in the cgroup from its first
+pid 1 into the stage's cgroup, then releases it. pid 1 starts the helper's stub (helper.c),
+which waits on a pipe for its command, so every process of the stage is in the cgroup from its first
 instruction. Run: the host writes the request's files into the work dir, sets the cgroup's
 limits, and sends the stub its rlimits and argv; the stub closes the pipe and execs the program.
 A box is used for exactly one program and then destroyed.
@@ -23,33 +23,20 @@ from pathlib import Path
 
 from execbox.config import Limits
 from execbox.sandbox.base import WORKDIR, LimitHit, StageResult, StageSpec, signal_of
-from execbox.sandbox.native import cgroups, workdir
+from execbox.sandbox.native import cgroups, helper, workdir
 from execbox.sandbox.native.process import Process, spawn
 
 READ_CHUNK = 1 << 16
 MIN_POLL_S = 0.005
 MAX_POLL_S = 0.1
 DRAIN_TIMEOUT_S = 2.0
-BASH = "/usr/bin/bash"
 # bwrap's pid-1 reaper sits in the stage's cgroup beside the program's own processes.
 REAPER_PROCESSES = 1
-SETPRIV = "/usr/bin/setpriv"
-# Reads NUL-separated words from the command pipe: soft/hard CPU seconds, file size (KiB),
-# stack (KiB), whether stderr joins stdout (1/0), then argv. Lowers its rlimits, closes the
-# pipe, and becomes the program.
-STUB = r"""
-mapfile -d '' -t w <&"$1" || exit 125
-eval "exec $1<&-"
-[ "${#w[@]}" -gt 5 ] || exit 125
-ulimit -S -t "${w[0]}" && ulimit -H -t "${w[1]}" && ulimit -f "${w[2]}" && ulimit -s "${w[3]}" \
-  && ulimit -c 0 && ulimit -n 1024 || exit 125
-[ "${w[4]}" = 1 ] && exec 2>&1
-exec "${w[@]:5}"
-"""
 
 
 def _stub_argv(command_fd: int) -> list[str]:
-    return [BASH, "--noprofile", "--norc", "-c", STUB, "stub", str(command_fd)]
+    """The box's first program: the helper's stub (helper.c) waiting on its command pipe."""
+    return [helper.SANDBOX_PATH, "stub", str(command_fd)]
 
 
 @dataclass(frozen=True)
@@ -108,8 +95,7 @@ def _read_child_pid(fd: int) -> int | None:
 
 def stub_words(limits: Limits, argv: list[str], merge_stderr: bool = False) -> bytes:
     """What the stub reads: per-process rlimits, a backstop behind the cgroup (never an
-    address-space limit: it breaks the JVM, Go and V8), then the program's argv. The stub
-    lowers them itself (setting another uid's limits would need CAP_SYS_RESOURCE)."""
+    address-space limit: it breaks the JVM, Go and V8), then the program's argv."""
     cpu_s = math.ceil(limits.cpu_time_ms / 1000) + 1
     words = [
         str(cpu_s),
@@ -154,6 +140,7 @@ class Box:
 
 async def start_box(
     *,
+    launcher: str,
     bwrap: str,
     options: list[str],
     stage: str,
@@ -176,9 +163,9 @@ async def start_box(
     ]  # fmt: skip
     fds["args"] = _pipe_with("\0".join(options).encode() + b"\0")
     try:
-        # setpriv drops to the sandbox's uid and execs bwrap: no Python code runs between fork
-        # and exec, so the spawn can use vfork instead of copying the service's memory map.
-        drop = [SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
+        # The helper drops to the sandbox's uid and execs bwrap: no Python code runs between
+        # fork and exec, so the spawn can use vfork instead of copying the service's memory.
+        drop = [launcher, "drop", str(uid)]
         process = await spawn(
             [*drop, bwrap, "--args", str(fds["args"]), "--", *_stub_argv(command_read)],
             pass_fds=(*fds.values(), command_read),

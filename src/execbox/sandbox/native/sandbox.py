@@ -19,7 +19,7 @@ from pathlib import Path
 from execbox.config import Settings
 from execbox.languages import host_shell
 from execbox.sandbox.base import WORKDIR, StageResult, StageSpec
-from execbox.sandbox.native import cgroups, seccomp, workdir
+from execbox.sandbox.native import cgroups, helper, seccomp, workdir
 from execbox.sandbox.native.box import Box, Profile, run_in_box, start_box
 from execbox.sandbox.servers import server_alive, server_name
 from execbox.sandbox.warm_pool import WarmPool
@@ -82,6 +82,7 @@ class NativeSandbox:
         self._seccomp = b""
         self._cgroups: cgroups.CgroupDriver | None = None
         self._bwrap: str | None = None
+        self._helper = ""
         self._toolchains: dict[str, str] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._pool: WarmPool[Profile, Box] = WarmPool(
@@ -100,6 +101,10 @@ class NativeSandbox:
         self._seccomp = seccomp.build_filter()
         self.work_root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.state, 0o711)
+        try:
+            self._helper = str(await asyncio.to_thread(helper.build, self.state / "bin"))
+        except helper.HelperBuildError as err:
+            raise SandboxUnavailable(str(err)) from err
         etc = self.state / self.server / "etc"
         etc.mkdir(exist_ok=True)
         (etc / "passwd").write_text(
@@ -124,6 +129,7 @@ class NativeSandbox:
             "--ro-bind", str(etc / "passwd"), "/etc/passwd",
             "--ro-bind", str(etc / "group"), "/etc/group",
             "--ro-bind", str(etc / "hosts"), "/etc/hosts",
+            "--ro-bind", self._helper, helper.SANDBOX_PATH,
             "--proc", "/proc",
             "--dev", "/dev",
         ]  # fmt: skip
@@ -201,6 +207,7 @@ class NativeSandbox:
         try:
             cgroup = await asyncio.to_thread(self._prepare, stage, work, uid)
             box = await start_box(
+                launcher=self._helper,
                 bwrap=self._bwrap,
                 options=self._options(profile, work),
                 stage=stage,
