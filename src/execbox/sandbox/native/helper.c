@@ -31,6 +31,7 @@ static int fail(const char *role, const char *what) {
 
 static int parse_number(const char *text, unsigned long long *value) {
     char *end;
+    if (text[0] < '0' || text[0] > '9') return 0; /* strtoull would take "-1" or " 1" */
     errno = 0;
     *value = strtoull(text, &end, 10);
     return errno == 0 && end != text && *end == '\0';
@@ -38,7 +39,7 @@ static int parse_number(const char *text, unsigned long long *value) {
 
 static int drop(int argc, char **argv) {
     unsigned long long uid;
-    if (argc < 4 || !parse_number(argv[2], &uid) || uid == 0) {
+    if (argc < 4 || !parse_number(argv[2], &uid) || uid == 0 || uid >= (uid_t)-1) {
         fprintf(stderr, "execbox-helper: usage: drop UID PROGRAM [ARG...]\n");
         return 125;
     }

@@ -1,0 +1,99 @@
+"""The native sandbox's compiled helper (helper.c), run directly: both roles, every failure."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from execbox.config import Limits
+from execbox.sandbox.native import helper
+from execbox.sandbox.native.box import stub_words
+
+DEFAULTS = Limits(
+    wall_time_ms=5000,
+    cpu_time_ms=1000,
+    memory_mb=64,
+    processes=8,
+    output_bytes=1024,
+    file_size_mb=1,
+)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    return helper.build(tmp_path_factory.mktemp("helper"))
+
+
+def stub(built: Path, words: bytes, *extra: str) -> subprocess.CompletedProcess:
+    read_end, write_end = os.pipe()
+    os.write(write_end, words)
+    os.close(write_end)
+    try:
+        return subprocess.run(
+            [str(built), "stub", str(read_end), *extra],
+            pass_fds=(read_end,),
+            capture_output=True,
+            timeout=30,
+        )
+    finally:
+        os.close(read_end)
+
+
+def test_build_is_reused_and_static(built):
+    assert helper.build(built.parent) == built
+    assert oct(built.stat().st_mode & 0o777) == "0o755"
+    kind = subprocess.run(["file", "-b", str(built)], capture_output=True, text=True).stdout
+    assert "statically linked" in kind or "static-pie" in kind
+
+
+def test_a_writable_build_is_not_trusted(built, tmp_path):
+    copy = tmp_path / built.name
+    copy.write_bytes(built.read_bytes())
+    copy.chmod(0o777)
+    rebuilt = helper.build(tmp_path)
+    assert rebuilt == copy and oct(copy.stat().st_mode & 0o777) == "0o755"
+
+
+def test_stub_sets_the_limits_then_becomes_the_program(built):
+    limits = DEFAULTS.replace(cpu_time_ms=2500, file_size_mb=3, memory_mb=128)
+    script = "ulimit -St; ulimit -Ht; ulimit -f; ulimit -s; ulimit -c; ulimit -n; echo err >&2"
+    done = stub(built, stub_words(limits, ["bash", "-c", script]))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode().split() == ["4", "5", "3072", "131072", "0", "1024"]
+    assert done.stderr == b"err\n"
+
+
+def test_stub_joins_stderr_to_stdout(built):
+    done = stub(built, stub_words(DEFAULTS, ["bash", "-c", "echo a; echo b >&2"], True))
+    assert (done.stdout, done.stderr) == (b"a\nb\n", b"")
+
+
+def test_stub_reports_a_missing_program_as_a_shell_would(built):
+    done = stub(built, stub_words(DEFAULTS, ["no-such-program"]))
+    assert done.returncode == 127
+    assert done.stderr == b"no-such-program: No such file or directory\n"
+
+
+@pytest.mark.parametrize(
+    "words", [b"", b"1\x002\x003\x004\x000\x00", b"x\x002\x003\x004\x000\x00sh\x00", b"1\x002"]
+)
+def test_stub_refuses_malformed_commands(built, words):
+    done = stub(built, words)
+    assert done.returncode == 125 and done.stderr.startswith(b"stub: ")
+
+
+def test_drop_runs_the_program_as_the_sandbox_uid(built):
+    done = subprocess.run(
+        [str(built), "drop", "61999", "/usr/bin/id"], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "uid=61999 gid=61999 groups=61999"
+
+
+@pytest.mark.parametrize("uid", ["0", "-1", "abc", ""])
+def test_drop_refuses_root_and_nonsense(built, uid):
+    done = subprocess.run([str(built), "drop", uid, "/usr/bin/id"], capture_output=True, timeout=30)
+    assert done.returncode == 125 and done.stdout == b""
