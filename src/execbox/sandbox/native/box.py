@@ -17,19 +17,22 @@ import json
 import math
 import os
 import signal
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from execbox.config import Limits
 from execbox.sandbox.base import WORKDIR, LimitHit, StageResult, StageSpec, signal_of
-from execbox.sandbox.native import cgroups, helper, workdir
-from execbox.sandbox.native.process import Process, spawn
+from execbox.sandbox.native import cgroups, helper, process, workdir
+from execbox.sandbox.native.process import Process
 
 READ_CHUNK = 1 << 16
 MIN_POLL_S = 0.005
 MAX_POLL_S = 0.1
 DRAIN_TIMEOUT_S = 2.0
+# Up to this many bytes of files are written into a box from the event loop itself.
+INLINE_LOAD_BYTES = 256 * 1024
 # bwrap's pid-1 reaper sits in the stage's cgroup beside the program's own processes.
 REAPER_PROCESSES = 1
 
@@ -124,11 +127,16 @@ class Box:
     def alive(self) -> bool:
         return self.process.returncode is None
 
-    def kill(self) -> None:
-        """Kill every process of the box: its pid namespace dies with its pid 1."""
+    def kill_init(self) -> None:
+        """Kill the sandbox's pid 1: the kernel then kills every process of its pid namespace,
+        which holds every process of the stage (none can leave it). Does not block."""
         if self.init >= 0:
             with contextlib.suppress(ProcessLookupError):
                 signal.pidfd_send_signal(self.init, signal.SIGKILL)
+
+    def kill(self) -> None:
+        """Kill every process of the box, and wait until its cgroup lists none (blocking)."""
+        self.kill_init()
         self.cgroup.kill()
 
     def close_fds(self) -> None:
@@ -136,6 +144,46 @@ class Box:
             if fd >= 0:
                 os.close(fd)
         self.init = self.command = -1
+
+
+@dataclass
+class _Launch:
+    """What a box's start produced, before the event loop takes over its process."""
+
+    popen: subprocess.Popen
+    child: int | None = None  # the sandbox's pid 1 as the host sees it; None: bwrap failed
+    init: int = -1  # a pidfd of it
+
+
+def _launch(argv: list[str], fds: dict[str, int], info_read: int, cgroup) -> _Launch:
+    """Start bwrap and put its sandbox's pid 1 into the cgroup (blocking: a worker thread).
+
+    The steps share one thread hop: each hop costs the event loop a wake-up and a hand-off.
+    """
+    try:
+        launch = _Launch(process.start(argv, pass_fds=tuple(fds.values()), env={}))
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+    try:
+        launch.child = _read_child_pid(info_read)
+        if launch.child is not None:
+            try:
+                launch.init = os.pidfd_open(launch.child)
+                # Only the sandbox's pid 1: every process of the stage descends from it
+                # (bwrap's monitor outside stays out). On cgroup v1 a move can wait ~10 ms for
+                # an RCU grace period: one more reason this is not on the event loop.
+                cgroup.add(launch.child)
+            except ProcessLookupError:
+                launch.child = None  # bwrap gave up while setting up the sandbox
+    except BaseException:
+        if launch.init >= 0:
+            os.close(launch.init)
+        launch.popen.kill()  # its sandbox dies with it (--die-with-parent)
+        launch.popen.wait()
+        cgroup.kill()
+        raise
+    return launch
 
 
 async def start_box(
@@ -154,7 +202,12 @@ async def start_box(
     info_read, info_write = os.pipe()
     block_read, block_write = os.pipe()
     command_read, command_write = os.pipe()
-    fds = {"info": info_write, "block": block_read, "seccomp": _pipe_with(seccomp_program)}
+    fds = {
+        "info": info_write,
+        "block": block_read,
+        "command": command_read,
+        "seccomp": _pipe_with(seccomp_program),
+    }
     options = [
         *options,
         "--seccomp", str(fds["seccomp"]),
@@ -162,60 +215,49 @@ async def start_box(
         "--block-fd", str(block_read),
     ]  # fmt: skip
     fds["args"] = _pipe_with("\0".join(options).encode() + b"\0")
+    # The helper drops to the sandbox's uid and execs bwrap: no Python code runs between fork
+    # and exec, so the spawn can use vfork instead of copying the service's memory.
+    argv = [launcher, "drop", str(uid), bwrap, "--args", str(fds["args"]), "--"]
+    argv += _stub_argv(command_read)
+    launch: _Launch | None = None
     try:
-        # The helper drops to the sandbox's uid and execs bwrap: no Python code runs between
-        # fork and exec, so the spawn can use vfork instead of copying the service's memory.
-        drop = [launcher, "drop", str(uid)]
-        process = await spawn(
-            [*drop, bwrap, "--args", str(fds["args"]), "--", *_stub_argv(command_read)],
-            pass_fds=(*fds.values(), command_read),
-            env={},
-        )
-    except BaseException:
-        for fd in (info_read, block_write, command_write):
-            os.close(fd)
-        raise
-    finally:
-        for fd in (*fds.values(), command_read):
-            os.close(fd)
-    init = None
-    try:
-        child = await asyncio.to_thread(_read_child_pid, info_read)
-        if child is not None:
-            try:
-                init = os.pidfd_open(child)
-                # Only the sandbox's pid 1: every process of the stage descends from it
-                # (bwrap's monitor outside stays out). A move can wait ~10 ms for an RCU
-                # grace period on cgroup v1: not on the event loop.
-                await asyncio.to_thread(cgroup.add, child)
-            except ProcessLookupError:
-                child = None  # bwrap gave up while setting up the sandbox
-        if child is None:
+        launch = await asyncio.to_thread(_launch, argv, fds, info_read, cgroup)
+        box_process = await process.attach(launch.popen)
+        if launch.child is None:
             os.close(block_write)
-            stderr = (await process.stderr.read()) if process.stderr else b""
-            await process.wait()
+            block_write = -1
+            stderr = await box_process.stderr.read()
+            await box_process.wait()
             return stderr.decode(errors="replace").strip() or "bwrap did not start"
         os.write(block_write, b"go")
-        os.close(block_write)
-        return Box(stage, uid, work, cgroup, process, init, command_write, profile, child)
+        box = Box(
+            stage, uid, work, cgroup, box_process, launch.init, command_write, profile, launch.child
+        )
+        command_write = -1  # the box owns it now
+        return box
     except BaseException:
-        if init is not None:
+        if launch is not None and launch.init >= 0:
             with contextlib.suppress(ProcessLookupError):
-                signal.pidfd_send_signal(init, signal.SIGKILL)
-            os.close(init)
-        os.close(command_write)
-        with contextlib.suppress(OSError):
-            os.close(block_write)
+                signal.pidfd_send_signal(launch.init, signal.SIGKILL)
+            os.close(launch.init)
+        if launch is not None and launch.popen.returncode is None:
+            launch.popen.kill()  # not attached to the loop: nothing else will reap it
+            await asyncio.to_thread(launch.popen.wait)
         await asyncio.to_thread(cgroup.kill)
         raise
     finally:
-        os.close(info_read)
+        for fd in (info_read, block_write, command_write):
+            if fd >= 0:
+                os.close(fd)
 
 
 async def run_in_box(box: Box, spec: StageSpec, cpus: float) -> StageResult:
     """Give the box its program and watch it to the end; the box is dead afterwards."""
     try:
-        await asyncio.to_thread(_load, box, spec)
+        if sum(len(item.content) for item in spec.files) <= INLINE_LOAD_BYTES:
+            _load(box, spec)  # a few small writes: cheaper than a hop to a worker thread
+        else:
+            await asyncio.to_thread(_load, box, spec)
         started = time.monotonic()
         os.write(box.command, stub_words(spec.limits, spec.argv, spec.merge_stderr))
         os.close(box.command)
@@ -261,9 +303,9 @@ async def _supervise(box: Box, spec: StageSpec, started: float, cpus: float) -> 
         watchdog.cancel()
         stop_task.cancel()
         # Whatever is left (daemons, a process that tripped a limit) dies with the sandbox's
-        # pid namespace; bwrap's monitor then exits by itself. (Process.kill() is avoided: it
-        # may reap the process behind asyncio's back.)
-        await asyncio.to_thread(box.kill)
+        # pid namespace; bwrap's monitor then exits by itself, after the last of them. (Process
+        # .kill() is avoided: it may reap the process behind asyncio's back.)
+        box.kill_init()
         returncode = await wait_task
         stdin_task.cancel()
         try:
@@ -316,7 +358,7 @@ async def _watchdog(cgroup, limits: Limits, started: float, watch: _Watch, cpus:
         if now >= wall_deadline:
             watch.trip(LimitHit.TIME)
             return
-        used = await asyncio.to_thread(cgroup.cpu_time_ns)
+        used = cgroup.cpu_time_ns()  # one small cgroup file: cheaper read here than in a thread
         if used >= cpu_limit_ns:
             watch.trip(LimitHit.TIME)
             return

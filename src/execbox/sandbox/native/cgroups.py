@@ -25,12 +25,12 @@ class CgroupError(Exception):
     pass
 
 
-def _write(path: Path, value: str) -> None:
+def _write(path: Path | str, value: str) -> None:
     with open(path, "w") as f:
         f.write(value)
 
 
-def _read(path: Path) -> str:
+def _read(path: Path | str) -> str:
     with open(path) as f:
         return f.read()
 
@@ -215,9 +215,15 @@ class CgroupV1(CgroupDriver):
     def __init__(self, group: str, mounts: dict[str, Path]) -> None:
         super().__init__(group)
         self.mounts = mounts
+        # Plain strings: these paths are built several times per run, on the event loop.
+        self._bases = {c: f"{mount}/execbox/{group}/" for c, mount in mounts.items()}
+        self._has_swap_accounting = (mounts["memory"] / "memory.memsw.limit_in_bytes").exists()
 
     def _dir(self, controller: str, name: str) -> Path:
-        return self.mounts[controller] / "execbox" / self.group / name
+        return Path(self._bases[controller] + name)
+
+    def _file(self, controller: str, name: str, file: str) -> str:
+        return f"{self._bases[controller]}{name}/{file}"
 
     def dirs(self, name: str) -> list[Path]:
         return [self._dir(c, name) for c in self.mounts]
@@ -238,36 +244,34 @@ class CgroupV1(CgroupDriver):
         return StageCgroup(self, name)
 
     def set_limits(self, name: str, memory_bytes: int, pids: int) -> None:
-        memory = self._dir("memory", name)
-        limit = memory / "memory.limit_in_bytes"
-        swap = memory / "memory.memsw.limit_in_bytes"
+        limit = self._file("memory", name, "memory.limit_in_bytes")
+        swap = self._file("memory", name, "memory.memsw.limit_in_bytes")
         # memory+swap may never be below memory: lower memory first, raise it last.
         order = [limit, swap] if memory_bytes <= int(_read(limit)) else [swap, limit]
         for path in order:
-            if path.exists():
+            if path != swap or self._has_swap_accounting:
                 _write(path, str(memory_bytes))
-        _write(self._dir("pids", name) / "pids.max", str(pids))
+        _write(self._file("pids", name, "pids.max"), str(pids))
 
     def reset_stats(self, name: str) -> None:
-        _write(self._dir("memory", name) / "memory.max_usage_in_bytes", "0")
-        _write(self._dir("cpuacct", name) / "cpuacct.usage", "0")
+        _write(self._file("memory", name, "memory.max_usage_in_bytes"), "0")
+        _write(self._file("cpuacct", name, "cpuacct.usage"), "0")
 
     def add(self, name: str, pid: int) -> None:
-        for directory in self.dirs(name):
-            _write(directory / "cgroup.procs", str(pid))
+        for controller in self.mounts:
+            _write(self._file(controller, name, "cgroup.procs"), str(pid))
 
     def cpu_time_ns(self, name: str) -> int:
-        return int(_read(self._dir("cpuacct", name) / "cpuacct.usage"))
+        return int(_read(self._file("cpuacct", name, "cpuacct.usage")))
 
     def memory_peak(self, name: str) -> int:
-        return int(_read(self._dir("memory", name) / "memory.max_usage_in_bytes"))
+        return int(_read(self._file("memory", name, "memory.max_usage_in_bytes")))
 
     def oom_killed(self, name: str) -> bool:
-        memory = self._dir("memory", name)
-        control = _keyed(_read(memory / "memory.oom_control"))
+        control = _keyed(_read(self._file("memory", name, "memory.oom_control")))
         if "oom_kill" in control:
             return control["oom_kill"] > 0
-        return int(_read(memory / "memory.failcnt")) > 0
+        return int(_read(self._file("memory", name, "memory.failcnt"))) > 0
 
     def procs(self, name: str) -> list[int]:
         return _pids_of(self._dir("pids", name))

@@ -1,9 +1,9 @@
 """Start a process without blocking the event loop, and watch it with asyncio.
 
-asyncio's own subprocess support forks and waits for the exec on the event loop's thread; with
-a preexec function and a uid change that is a full fork of the service, several milliseconds
-during which every other request stalls. Here the spawn runs in a worker thread; the pipes are
-then attached to the loop, and the exit is seen through a pidfd.
+asyncio's own subprocess support forks and waits for the exec on the event loop's thread,
+during which every other request stalls. Here the start (``start``) runs in a worker thread,
+together with whatever else the caller must do before the loop takes over; the pipes are then
+attached to the loop (``attach``), and the exit is seen through a pidfd.
 """
 
 from __future__ import annotations
@@ -40,16 +40,20 @@ class Process:
                 os.kill(self.popen.pid, 9)  # not reaped yet: the pid is still this process
 
 
-async def spawn(argv: list[str], **popen_kwargs) -> Process:
-    loop = asyncio.get_running_loop()
-    popen = await asyncio.to_thread(
-        subprocess.Popen,
+def start(argv: list[str], **popen_kwargs) -> subprocess.Popen:
+    """Start a process with pipes on all three standard streams (blocking: not on the loop)."""
+    return subprocess.Popen(
         argv,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         **popen_kwargs,
     )
+
+
+async def attach(popen: subprocess.Popen) -> Process:
+    """Watch a started process from the event loop: its pipes as streams, its exit."""
+    loop = asyncio.get_running_loop()
     pidfd = os.pidfd_open(popen.pid)
     exited: asyncio.Future[int] = loop.create_future()
 

@@ -245,15 +245,20 @@ class NativeSandbox:
         assert self._cgroups is not None
         try:
             if box is not None:
-                await asyncio.to_thread(box.kill)
+                box.kill_init()
                 await box.process.wait()
                 box.close_fds()
-            await asyncio.to_thread(self._cgroups.remove, stage)
-            await asyncio.to_thread(self._dispose_workdir, work)
+            await asyncio.to_thread(self._remove_stage, stage, work)
         except Exception:
             log.exception("cleanup of stage %s failed", stage)
         finally:
             self._uids.put_nowait(uid)
+
+    def _remove_stage(self, stage: str, work: Path) -> None:
+        """Remove a dead box's cgroup (after killing any straggler) and its work dir."""
+        assert self._cgroups is not None
+        self._cgroups.remove(stage)
+        self._dispose_workdir(work)
 
     def _background_task(self, coroutine) -> None:
         task = asyncio.create_task(coroutine)
