@@ -82,6 +82,20 @@ def test_memory_within_limit_is_fine(run):
     assert body["run"]["memory_bytes"] >= 100 * 1024 * 1024
 
 
+def test_each_run_gets_its_own_limits_whatever_ran_before(run):
+    # Boxes wait with the limits of the last run of their toolchain; a run that asks for
+    # less (or more) must still get exactly its own, in either order.
+    code = "x = bytearray(100 * 1024 * 1024); print(len(x))"
+    for memory, status in [(256, "ok"), (64, "memory_limit"), (64, "memory_limit"), (256, "ok")]:
+        body = run("python", code, limits={"memory_mb": memory, "wall_time_ms": 10000})
+        assert body["status"] == status, (memory, body)
+    # Children never waited for stay processes (zombies) until the run ends.
+    forks = "import os\nfor i in range(20):\n    os.fork() or os._exit(0)\nprint('forked')"
+    for processes, status in [(64, "ok"), (8, "runtime_error"), (64, "ok")]:
+        body = run("python", forks, limits={"processes": processes})
+        assert body["status"] == status, (processes, body)
+
+
 def test_yes_is_an_output_limit_with_output_capped(run):
     started = time.monotonic()
     body = run("bash", "yes", limits={"output_bytes": 10_000})

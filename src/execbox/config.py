@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+import dataclasses
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
@@ -23,14 +24,15 @@ class Limits:
     file_size_mb: int
 
     @classmethod
-    def names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
+    def names(cls) -> tuple[str, ...]:
+        return LIMIT_NAMES
 
-    def replace(self, **changes: int) -> Limits:
-        values = {name: getattr(self, name) for name in self.names()}
-        values.update({k: v for k, v in changes.items() if v is not None})
-        return Limits(**values)
+    def replace(self, **changes: int | None) -> Limits:
+        given = {k: v for k, v in changes.items() if v is not None}
+        return dataclasses.replace(self, **given) if given else self
 
+
+LIMIT_NAMES = tuple(f.name for f in dataclasses.fields(Limits))
 
 # The smallest value that still makes sense for each limit.
 LIMIT_MINIMUMS = Limits(

@@ -48,6 +48,10 @@ class Catalog:
             for name, lang in languages.items()
         }
         self.aliases = alias_table(languages)
+        # Settings do not change while the service runs: resolved once, not per request.
+        self._run_defaults = settings.run_limits()
+        self._compile_defaults = settings.compile_limits()
+        self._maximum = settings.max_limits()
 
     async def probe(self, sandbox: Sandbox) -> None:
         """Ask each toolchain for its version, inside the sandbox: a language is available
@@ -101,12 +105,12 @@ class Catalog:
     def limits(self, runtime: Runtime, requested: LimitRequest, stage: str) -> Limits:
         """Configured defaults, then the language's overrides, then the request's values."""
         if stage == "compile":
-            defaults = self.settings.compile_limits()
+            defaults = self._compile_defaults
             overrides = runtime.language.compile_limit_overrides
         else:
-            defaults = self.settings.run_limits()
+            defaults = self._run_defaults
             overrides = runtime.language.limit_overrides
-        maximum = self.settings.max_limits()
+        maximum = self._maximum
         for name, value in requested.given().items():
             low, high = getattr(LIMIT_MINIMUMS, name), getattr(maximum, name)
             if not low <= value <= high:

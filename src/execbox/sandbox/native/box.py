@@ -272,10 +272,14 @@ async def run_in_box(box: Box, spec: StageSpec, cpus: float) -> StageResult:
         await box.process.wait()
 
 
+def box_pids(limits: Limits) -> int:
+    """The stage cgroup's process limit: the program's, and bwrap's reaper."""
+    return limits.processes + REAPER_PROCESSES
+
+
 def _load(box: Box, spec: StageSpec) -> None:
     workdir.write_files(box.work, spec.files, box.uid)
-    limits = spec.limits
-    box.cgroup.set_limits(limits.memory_mb * 1024 * 1024, limits.processes + REAPER_PROCESSES)
+    box.cgroup.set_limits(spec.limits.memory_mb * 1024 * 1024, box_pids(spec.limits))
     box.cgroup.reset_stats()
 
 

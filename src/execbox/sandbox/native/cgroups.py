@@ -18,6 +18,15 @@ from pathlib import Path
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 V1_CONTROLLERS = ("memory", "pids", "cpuacct", "cpu")
 V2_CONTROLLERS = ("memory", "pids", "cpu")
+V1_RUN_FILES = (
+    ("memory", "memory.limit_in_bytes"),
+    ("memory", "memory.memsw.limit_in_bytes"),
+    ("memory", "memory.max_usage_in_bytes"),
+    ("memory", "memory.oom_control"),
+    ("memory", "memory.failcnt"),
+    ("pids", "pids.max"),
+    ("cpuacct", "cpuacct.usage"),
+)
 REMOVE_ATTEMPTS = 200
 
 
@@ -218,12 +227,29 @@ class CgroupV1(CgroupDriver):
         # Plain strings: these paths are built several times per run, on the event loop.
         self._bases = {c: f"{mount}/execbox/{group}/" for c, mount in mounts.items()}
         self._has_swap_accounting = (mounts["memory"] / "memory.memsw.limit_in_bytes").exists()
+        # Per stage, the control files a run uses, kept open from the cgroup's creation: a
+        # run then reads and writes them without a path lookup each time.
+        self._open: dict[str, dict[str, int]] = {}
+        self._limits: dict[str, tuple[int, int]] = {}
 
     def _dir(self, controller: str, name: str) -> Path:
         return Path(self._bases[controller] + name)
 
     def _file(self, controller: str, name: str, file: str) -> str:
         return f"{self._bases[controller]}{name}/{file}"
+
+    def _open_files(self, name: str) -> None:
+        files = self._open[name] = {}
+        for controller, file in V1_RUN_FILES:
+            if file == "memory.memsw.limit_in_bytes" and not self._has_swap_accounting:
+                continue
+            files[file] = os.open(self._file(controller, name, file), os.O_RDWR | os.O_CLOEXEC)
+
+    def _put(self, name: str, file: str, value: int) -> None:
+        os.pwrite(self._open[name][file], str(value).encode(), 0)
+
+    def _get(self, name: str, file: str) -> str:
+        return os.pread(self._open[name][file], 4096, 0).decode()
 
     def dirs(self, name: str) -> list[Path]:
         return [self._dir(c, name) for c in self.mounts]
@@ -234,44 +260,61 @@ class CgroupV1(CgroupDriver):
     def create(self, name: str, memory_bytes: int, pids: int, cpus: float) -> StageCgroup:
         for directory in self.dirs(name):
             directory.mkdir(parents=True)
-        with contextlib.suppress(OSError):
-            _write(self._dir("memory", name) / "memory.swappiness", "0")
-        self.set_limits(name, memory_bytes, pids)
-        if cpus > 0 and "cpu" in self.mounts:
-            period = 100_000
-            _write(self._dir("cpu", name) / "cpu.cfs_period_us", str(period))
-            _write(self._dir("cpu", name) / "cpu.cfs_quota_us", str(int(cpus * period)))
+        try:
+            self._open_files(name)
+            with contextlib.suppress(OSError):
+                _write(self._file("memory", name, "memory.swappiness"), "0")
+            self.set_limits(name, memory_bytes, pids)
+            if cpus > 0 and "cpu" in self.mounts:
+                period = 100_000
+                _write(self._file("cpu", name, "cpu.cfs_period_us"), str(period))
+                _write(self._file("cpu", name, "cpu.cfs_quota_us"), str(int(cpus * period)))
+        except BaseException:
+            self.remove(name)
+            raise
         return StageCgroup(self, name)
 
     def set_limits(self, name: str, memory_bytes: int, pids: int) -> None:
-        limit = self._file("memory", name, "memory.limit_in_bytes")
-        swap = self._file("memory", name, "memory.memsw.limit_in_bytes")
+        current = self._limits.get(name)
+        if current == (memory_bytes, pids):
+            return  # the usual case: a box started with the default limits
+        swap = "memory.memsw.limit_in_bytes"
         # memory+swap may never be below memory: lower memory first, raise it last.
-        order = [limit, swap] if memory_bytes <= int(_read(limit)) else [swap, limit]
-        for path in order:
-            if path != swap or self._has_swap_accounting:
-                _write(path, str(memory_bytes))
-        _write(self._file("pids", name, "pids.max"), str(pids))
+        lower = current is None or memory_bytes <= current[0]
+        order = ["memory.limit_in_bytes", swap] if lower else [swap, "memory.limit_in_bytes"]
+        if current is None or memory_bytes != current[0]:
+            for file in order:
+                if file != swap or self._has_swap_accounting:
+                    self._put(name, file, memory_bytes)
+        if current is None or pids != current[1]:
+            self._put(name, "pids.max", pids)
+        self._limits[name] = (memory_bytes, pids)
 
     def reset_stats(self, name: str) -> None:
-        _write(self._file("memory", name, "memory.max_usage_in_bytes"), "0")
-        _write(self._file("cpuacct", name, "cpuacct.usage"), "0")
+        self._put(name, "memory.max_usage_in_bytes", 0)
+        self._put(name, "cpuacct.usage", 0)
 
     def add(self, name: str, pid: int) -> None:
         for controller in self.mounts:
             _write(self._file(controller, name, "cgroup.procs"), str(pid))
 
     def cpu_time_ns(self, name: str) -> int:
-        return int(_read(self._file("cpuacct", name, "cpuacct.usage")))
+        return int(self._get(name, "cpuacct.usage"))
 
     def memory_peak(self, name: str) -> int:
-        return int(_read(self._file("memory", name, "memory.max_usage_in_bytes")))
+        return int(self._get(name, "memory.max_usage_in_bytes"))
 
     def oom_killed(self, name: str) -> bool:
-        control = _keyed(_read(self._file("memory", name, "memory.oom_control")))
+        control = _keyed(self._get(name, "memory.oom_control"))
         if "oom_kill" in control:
             return control["oom_kill"] > 0
-        return int(_read(self._file("memory", name, "memory.failcnt"))) > 0
+        return int(self._get(name, "memory.failcnt")) > 0
+
+    def remove(self, name: str) -> None:
+        for fd in self._open.pop(name, {}).values():
+            os.close(fd)
+        self._limits.pop(name, None)
+        super().remove(name)
 
     def procs(self, name: str) -> list[int]:
         return _pids_of(self._dir("pids", name))

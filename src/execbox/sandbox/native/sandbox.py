@@ -20,13 +20,15 @@ from execbox.config import Settings
 from execbox.languages import host_shell
 from execbox.sandbox.base import WORKDIR, StageResult, StageSpec
 from execbox.sandbox.native import cgroups, helper, seccomp, workdir
-from execbox.sandbox.native.box import Box, Profile, run_in_box, start_box
+from execbox.sandbox.native.box import Box, Profile, box_pids, run_in_box, start_box
 from execbox.sandbox.servers import server_alive, server_name
 from execbox.sandbox.warm_pool import WarmPool
 
 log = logging.getLogger("execbox.sandbox")
 
 SANDBOX_UID = 1000
+# A box waits in its cgroup with at least this much memory: bwrap sets it up in there.
+MIN_START_MEMORY = 64 * 1024 * 1024
 UID_POOL_SIZE = 256
 ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -89,6 +91,7 @@ class NativeSandbox:
             settings.warm_pool, self._start_box, self._dispose_soon, lambda box: box.alive
         )
         self._live: set[Box] = set()
+        self._start_limits: dict[Profile, tuple[int, int]] = {}
 
     async def start(self) -> None:
         if os.geteuid() != 0:
@@ -169,6 +172,10 @@ class NativeSandbox:
     async def run(self, spec: StageSpec) -> StageResult:
         assert self._cgroups is not None, "start() first"
         profile = Profile.of(spec)
+        # Boxes of this profile started from now on wait with this run's limits, so that the
+        # next run like it needs no cgroup writes (a different one sets its own).
+        memory = spec.limits.memory_mb * 1024 * 1024
+        self._start_limits[profile] = (max(memory, MIN_START_MEMORY), box_pids(spec.limits))
         box = await self._pool.take(profile) or await self._new_box(profile)
         if isinstance(box, str):
             return StageResult(None, None, b"", b"", internal_error=box)
@@ -205,7 +212,7 @@ class NativeSandbox:
         stage = uuid.uuid4().hex[:16]
         work = self.work_root / stage
         try:
-            cgroup = await asyncio.to_thread(self._prepare, stage, work, uid)
+            cgroup = await asyncio.to_thread(self._prepare, stage, work, uid, profile)
             box = await start_box(
                 launcher=self._helper,
                 bwrap=self._bwrap,
@@ -224,14 +231,14 @@ class NativeSandbox:
             self._background_task(self._cleanup(stage, work, uid))
         return box
 
-    def _prepare(self, stage: str, work: Path, uid: int) -> cgroups.StageCgroup:
+    def _prepare(self, stage: str, work: Path, uid: int, profile: Profile) -> cgroups.StageCgroup:
         assert self._cgroups is not None
         size = self.maximum.memory_mb * 1024 * 1024
         work.mkdir(mode=0o700)
         workdir.mount_tmpfs(work, size, uid)
-        # The box waits with the widest limits; its program's are set when it is handed over.
+        memory, pids = self._start_limits.get(profile, (size, 16))
         return self._cgroups.create(
-            stage, memory_bytes=size, pids=16, cpus=self.settings.cpus_per_stage
+            stage, memory_bytes=memory, pids=pids, cpus=self.settings.cpus_per_stage
         )
 
     async def _dispose_soon(self, box: Box) -> None:
