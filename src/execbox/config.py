@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import dataclasses
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
