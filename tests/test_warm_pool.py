@@ -8,13 +8,15 @@ import time
 import httpx
 from conftest import Server
 
+from execbox.sandbox.native import helper
+
 
 def warm_boxes() -> list[str]:
     out = subprocess.run(["ps", "-eo", "pid=,uid=,args="], capture_output=True, text=True).stdout
     return [
         line.split()[0]
         for line in out.splitlines()
-        if 61000 <= int(line.split()[1]) < 62000 and "--noprofile --norc -c" in line
+        if 61000 <= int(line.split()[1]) < 62000 and f"{helper.SANDBOX_PATH} stub " in line
     ]
 
 
