@@ -27,19 +27,27 @@ def built(tmp_path_factory) -> Path:
     return helper.build(tmp_path_factory.mktemp("helper"))
 
 
-def stub(built: Path, words: bytes, *extra: str) -> subprocess.CompletedProcess:
+def stub(built: Path, words: bytes) -> tuple[subprocess.CompletedProcess, int | None]:
+    """Run the stub with its words; what it did, and the wait status it reported (if any)."""
     read_end, write_end = os.pipe()
+    status_read, status_write = os.pipe()
     os.write(write_end, words)
     os.close(write_end)
     try:
-        return subprocess.run(
-            [str(built), "stub", str(read_end), *extra],
-            pass_fds=(read_end,),
+        done = subprocess.run(
+            [str(built), "stub", str(read_end), str(status_write)],
+            pass_fds=(read_end, status_write),
             capture_output=True,
             timeout=30,
         )
+        os.close(status_write)
+        status_write = -1
+        reported = os.read(status_read, 64)
+        return done, int(reported) if reported else None
     finally:
-        os.close(read_end)
+        for fd in (read_end, status_read, status_write):
+            if fd >= 0:
+                os.close(fd)
 
 
 def test_build_is_reused_and_static(built):
@@ -60,20 +68,40 @@ def test_a_writable_build_is_not_trusted(built, tmp_path):
 def test_stub_sets_the_limits_then_becomes_the_program(built):
     limits = DEFAULTS.replace(cpu_time_ms=2500, file_size_mb=3, memory_mb=128)
     script = "ulimit -St; ulimit -Ht; ulimit -f; ulimit -s; ulimit -c; ulimit -n; echo err >&2"
-    done = stub(built, stub_words(limits, ["bash", "-c", script]))
-    assert done.returncode == 0, done.stderr
+    done, status = stub(built, stub_words(limits, ["bash", "-c", script]))
+    assert done.returncode == 0 and status == 0, done.stderr
     assert done.stdout.decode().split() == ["4", "5", "3072", "131072", "0", "1024"]
     assert done.stderr == b"err\n"
 
 
 def test_stub_joins_stderr_to_stdout(built):
-    done = stub(built, stub_words(DEFAULTS, ["bash", "-c", "echo a; echo b >&2"], True))
+    done, _ = stub(built, stub_words(DEFAULTS, ["bash", "-c", "echo a; echo b >&2"], True))
     assert (done.stdout, done.stderr) == (b"a\nb\n", b"")
 
 
+def test_stub_reports_the_program_s_end_as_a_wait_status(built):
+    done, status = stub(built, stub_words(DEFAULTS, ["bash", "-c", "exit 3"]))
+    assert (done.returncode, os.waitstatus_to_exitcode(status)) == (3, 3)
+    done, status = stub(built, stub_words(DEFAULTS, ["bash", "-c", "kill -SEGV $$"]))
+    assert (done.returncode, os.waitstatus_to_exitcode(status)) == (128 + 11, -11)
+
+
+def test_stub_passes_signals_on_to_the_program_only(built):
+    # The stub blocks signals for itself; the program gets the default dispositions back.
+    code = "trap - INT; grep -E 'Sig(Blk|Ign)' /proc/self/status"
+    done, status = stub(built, stub_words(DEFAULTS, ["bash", "-c", code]))
+    assert status == 0
+    assert done.stdout.decode().split() == [
+        "SigBlk:",
+        "0000000000000000",
+        "SigIgn:",
+        "0000000000000000",
+    ]
+
+
 def test_stub_reports_a_missing_program_as_a_shell_would(built):
-    done = stub(built, stub_words(DEFAULTS, ["no-such-program"]))
-    assert done.returncode == 127
+    done, status = stub(built, stub_words(DEFAULTS, ["no-such-program"]))
+    assert done.returncode == 127 and os.waitstatus_to_exitcode(status) == 127
     assert done.stderr == b"no-such-program: No such file or directory\n"
 
 
@@ -81,8 +109,8 @@ def test_stub_reports_a_missing_program_as_a_shell_would(built):
     "words", [b"", b"1\x002\x003\x004\x000\x00", b"x\x002\x003\x004\x000\x00sh\x00", b"1\x002"]
 )
 def test_stub_refuses_malformed_commands(built, words):
-    done = stub(built, words)
-    assert done.returncode == 125 and done.stderr.startswith(b"stub: ")
+    done, status = stub(built, words)
+    assert done.returncode == 125 and done.stderr.startswith(b"stub: ") and status is None
 
 
 def test_drop_runs_the_program_as_the_sandbox_uid(built):

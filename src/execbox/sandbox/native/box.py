@@ -31,15 +31,17 @@ READ_CHUNK = 1 << 16
 MIN_POLL_S = 0.005
 MAX_POLL_S = 0.1
 DRAIN_TIMEOUT_S = 2.0
+# What an ended program may have left in its pipes (a pipe holds 64 KiB, at most 1 MiB).
+DRAIN_LIMIT_BYTES = 4 << 20
 # Up to this many bytes of files are written into a box from the event loop itself.
 INLINE_LOAD_BYTES = 256 * 1024
-# bwrap's pid-1 reaper sits in the stage's cgroup beside the program's own processes.
-REAPER_PROCESSES = 1
+# bwrap's pid-1 reaper and the stub sit in the stage's cgroup beside the program's processes.
+BOX_PROCESSES = 2
 
 
-def _stub_argv(command_fd: int) -> list[str]:
+def _stub_argv(command_fd: int, status_fd: int) -> list[str]:
     """The box's first program: the helper's stub (helper.c) waiting on its command pipe."""
-    return [helper.SANDBOX_PATH, "stub", str(command_fd)]
+    return [helper.SANDBOX_PATH, "stub", str(command_fd), str(status_fd)]
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,7 @@ class Box:
     process: Process
     init: int  # a pidfd of the sandbox's pid 1: signalling it cannot hit a recycled pid
     command: int  # write end of the stub's command pipe
+    status: int  # read end (non-blocking) of the pipe the stub reports the program's end on
     profile: Profile
     init_pid: int = 0  # the sandbox's pid 1 as the host sees it (bwrap's reaper)
 
@@ -140,10 +143,11 @@ class Box:
         self.cgroup.kill()
 
     def close_fds(self) -> None:
-        for fd in (self.init, self.command):
+        for fd in (self.init, self.command, self.status):
             if fd >= 0:
                 os.close(fd)
-        self.init = self.command = -1
+        self.init = self.command = self.status = -1
+        self.process.close_pipes()
 
 
 @dataclass
@@ -202,10 +206,13 @@ async def start_box(
     info_read, info_write = os.pipe()
     block_read, block_write = os.pipe()
     command_read, command_write = os.pipe()
+    status_read, status_write = os.pipe()
+    os.set_blocking(status_read, False)
     fds = {
         "info": info_write,
         "block": block_read,
         "command": command_read,
+        "status": status_write,
         "seccomp": _pipe_with(seccomp_program),
     }
     options = [
@@ -218,7 +225,7 @@ async def start_box(
     # The helper drops to the sandbox's uid and execs bwrap: no Python code runs between fork
     # and exec, so the spawn can use vfork instead of copying the service's memory.
     argv = [launcher, "drop", str(uid), bwrap, "--args", str(fds["args"]), "--"]
-    argv += _stub_argv(command_read)
+    argv += _stub_argv(command_read, status_write)
     launch: _Launch | None = None
     try:
         launch = await asyncio.to_thread(_launch, argv, fds, info_read, cgroup)
@@ -226,14 +233,24 @@ async def start_box(
         if launch.child is None:
             os.close(block_write)
             block_write = -1
-            stderr = await box_process.stderr.read()
             await box_process.wait()
+            stderr = process.read_now(box_process.stderr)
+            box_process.close_pipes()
             return stderr.decode(errors="replace").strip() or "bwrap did not start"
         os.write(block_write, b"go")
         box = Box(
-            stage, uid, work, cgroup, box_process, launch.init, command_write, profile, launch.child
+            stage,
+            uid,
+            work,
+            cgroup,
+            box_process,
+            launch.init,
+            command_write,
+            status_read,
+            profile,
+            launch.child,
         )
-        command_write = -1  # the box owns it now
+        command_write = status_read = -1  # the box owns them now
         return box
     except BaseException:
         if launch is not None and launch.init >= 0:
@@ -246,13 +263,13 @@ async def start_box(
         await asyncio.to_thread(cgroup.kill)
         raise
     finally:
-        for fd in (info_read, block_write, command_write):
+        for fd in (info_read, block_write, command_write, status_read):
             if fd >= 0:
                 os.close(fd)
 
 
 async def run_in_box(box: Box, spec: StageSpec, cpus: float) -> StageResult:
-    """Give the box its program and watch it to the end; the box is dead afterwards."""
+    """Give the box its program and watch it to the end; the box is killed afterwards."""
     try:
         if sum(len(item.content) for item in spec.files) <= INLINE_LOAD_BYTES:
             _load(box, spec)  # a few small writes: cheaper than a hop to a worker thread
@@ -264,17 +281,17 @@ async def run_in_box(box: Box, spec: StageSpec, cpus: float) -> StageResult:
         box.command = -1
         return await _supervise(box, spec, started, cpus)
     finally:
-        if box.alive:
+        box.kill_init()
+        if spec.collect_files:
+            # The stage's files are read next: only once every process of it is dead. (Other
+            # stages return at once; the box's cleanup waits for its end in the background.)
             await asyncio.to_thread(box.kill)
-            if box.alive:
-                with contextlib.suppress(ProcessLookupError):
-                    box.process.kill()
-        await box.process.wait()
+            await box.process.wait()
 
 
 def box_pids(limits: Limits) -> int:
-    """The stage cgroup's process limit: the program's, and bwrap's reaper."""
-    return limits.processes + REAPER_PROCESSES
+    """The stage cgroup's process limit: the program's, bwrap's reaper and the stub."""
+    return limits.processes + BOX_PROCESSES
 
 
 def _load(box: Box, spec: StageSpec) -> None:
@@ -283,45 +300,144 @@ def _load(box: Box, spec: StageSpec) -> None:
     box.cgroup.reset_stats()
 
 
+class _Capture:
+    """One output stream of the run, read from its pipe as data arrives, capped at ``cap``
+    bytes (more trips the output limit and is read and dropped, so the writer never blocks)."""
+
+    def __init__(self, name: str, fd: int, cap: int, watch: _Watch, relay) -> None:
+        self.name, self.fd, self.cap, self.watch, self.relay = name, fd, cap, watch, relay
+        self.chunks: list[bytes] = []
+        self.kept = 0
+        self.truncated = False
+        self.closed = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().add_reader(fd, self.read_available)
+
+    def read_available(self, limit: int = 1 << 20) -> None:
+        """Take what the pipe holds now, up to ``limit`` bytes (a writer may still be going)."""
+        taken = 0
+        while taken < limit and not self.closed.done():
+            try:
+                chunk = os.read(self.fd, READ_CHUNK)
+            except BlockingIOError:
+                return
+            if not chunk:
+                self.stop()
+                return
+            taken += len(chunk)
+            if self.truncated:
+                continue
+            room = self.cap - self.kept
+            if len(chunk) > room:
+                chunk = chunk[:room]
+                self.truncated = True
+                self.watch.trip(LimitHit.OUTPUT)
+            if chunk:
+                self.chunks.append(chunk)
+                self.kept += len(chunk)
+                if self.relay is not None:
+                    self.relay.put_nowait((self.name, chunk))
+
+    def stop(self) -> None:
+        if not self.closed.done():
+            asyncio.get_running_loop().remove_reader(self.fd)
+            self.closed.set_result(None)
+
+    def result(self) -> tuple[bytes, bool]:
+        return b"".join(self.chunks), self.truncated
+
+
+async def _stub_status(fd: int) -> int | None:
+    """The program's wait status, as the stub reports it when the program ends; None when the
+    stub ended without one (it failed, or the sandbox was killed first)."""
+    loop = asyncio.get_running_loop()
+    reported: asyncio.Future[int | None] = loop.create_future()
+    data = bytearray()
+
+    def readable() -> None:
+        try:
+            chunk = os.read(fd, 64)
+        except BlockingIOError:
+            return
+        data.extend(chunk)
+        if not chunk or data.endswith(b"\n"):
+            loop.remove_reader(fd)
+            try:
+                reported.set_result(int(data) if chunk else None)
+            except ValueError:
+                reported.set_result(None)
+
+    loop.add_reader(fd, readable)
+    try:
+        return await reported
+    finally:
+        if not reported.done():
+            loop.remove_reader(fd)
+
+
+async def _relay_output(relay, pieces: asyncio.Queue) -> None:
+    """An interactive run's output, to its client piece by piece, in the order it was read."""
+    while (piece := await pieces.get()) is not None:
+        with contextlib.suppress(Exception):  # a client that left does not stop the run
+            await relay(*piece)
+
+
 async def _supervise(box: Box, spec: StageSpec, started: float, cpus: float) -> StageResult:
     process, cgroup, limits = box.process, box.cgroup, spec.limits
     watch = _Watch()
-    cap = limits.output_bytes
-    assert process.stdout and process.stderr and process.stdin
     live = spec.interactive
-    relay = live.output if live else None
-    stdout_task = asyncio.create_task(_read_capped(process.stdout, cap, watch, relay, "stdout"))
-    stderr_task = asyncio.create_task(_read_capped(process.stderr, cap, watch, relay, "stderr"))
+    pieces: asyncio.Queue | None = asyncio.Queue() if live else None
+    stdout = _Capture("stdout", process.stdout, limits.output_bytes, watch, pieces)
+    stderr = _Capture("stderr", process.stderr, limits.output_bytes, watch, pieces)
+    tasks = {
+        "status": asyncio.create_task(_stub_status(box.status)),
+        "exit": asyncio.create_task(process.wait()),
+        "stop": asyncio.create_task(watch.stopped.wait()),
+        "watchdog": asyncio.create_task(_watchdog(cgroup, limits, started, watch, cpus)),
+    }
     if live is not None:
-        stdin_task = asyncio.create_task(_feed_live(process.stdin, live.stdin))
-        signal_task = asyncio.create_task(_relay_signals(box, live.signals))
+        assert pieces is not None
+        tasks["stdin"] = asyncio.create_task(_feed_live(process.stdin, live.stdin))
+        tasks["signals"] = asyncio.create_task(_relay_signals(box, live.signals))
+        tasks["relay"] = asyncio.create_task(_relay_output(live.output, pieces))
     else:
-        stdin_task = asyncio.create_task(_feed(process.stdin, spec.stdin))
-        signal_task = asyncio.create_task(asyncio.sleep(0))
-    wait_task = asyncio.create_task(process.wait())
-    watchdog = asyncio.create_task(_watchdog(cgroup, limits, started, watch, cpus))
-    stop_task = asyncio.create_task(watch.stopped.wait())
+        tasks["stdin"] = asyncio.create_task(_feed(process.stdin, spec.stdin))
     try:
-        await asyncio.wait({wait_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        ends = {tasks["status"], tasks["exit"], tasks["stop"]}
+        await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
         wall_ms = (time.monotonic() - started) * 1000
-        watchdog.cancel()
-        stop_task.cancel()
+        if tasks["status"].done() and not watch.stopped.is_set():
+            status = tasks["status"].result()
+        else:
+            status = None
+        tasks["watchdog"].cancel()
         # Whatever is left (daemons, a process that tripped a limit) dies with the sandbox's
-        # pid namespace; bwrap's monitor then exits by itself, after the last of them. (Process
-        # .kill() is avoided: it may reap the process behind asyncio's back.)
+        # pid namespace. (Process.kill() is avoided: it may reap the process behind asyncio's
+        # back.)
         box.kill_init()
-        returncode = await wait_task
-        stdin_task.cancel()
-        try:
-            (stdout, out_cut), (stderr, err_cut) = await asyncio.wait_for(
-                asyncio.gather(stdout_task, stderr_task), DRAIN_TIMEOUT_S
-            )
-        except TimeoutError:
-            return StageResult(None, None, b"", b"", internal_error="output did not close")
+        if status is not None:
+            # The program has ended and all it wrote is in the pipes: take it now, without
+            # waiting for the sandbox's teardown (which holds the pipes open a while longer).
+            for capture in (stdout, stderr):
+                capture.read_available(limit=DRAIN_LIMIT_BYTES)
+                capture.stop()
+            returncode = os.waitstatus_to_exitcode(status)
+        else:
+            returncode = await tasks["exit"]
+            closed = asyncio.gather(stdout.closed, stderr.closed)
+            try:
+                await asyncio.wait_for(closed, DRAIN_TIMEOUT_S)
+            except TimeoutError:
+                return StageResult(None, None, b"", b"", internal_error="output did not close")
+        if pieces is not None:
+            pieces.put_nowait(None)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(tasks["relay"]), DRAIN_TIMEOUT_S)
     finally:
-        for task in (stdout_task, stderr_task, stdin_task, wait_task, watchdog, stop_task):
+        stdout.stop()
+        stderr.stop()
+        for task in tasks.values():
             task.cancel()
-        signal_task.cancel()
+    (out, out_cut), (err, err_cut) = stdout.result(), stderr.result()
     cpu_ms = cgroup.cpu_time_ns() / 1e6
     memory = cgroup.memory_peak()
     limit = watch.limit
@@ -335,14 +451,19 @@ async def _supervise(box: Box, spec: StageSpec, started: float, cpus: float) -> 
         exit_code, sig = None, number
     if limit is None and (cpu_ms > limits.cpu_time_ms or sig == signal.SIGXCPU):
         limit = LimitHit.TIME
-    if limit is None and returncode in (1, 125) and stderr.startswith((b"bwrap: ", b"stub")):
-        message = stderr.decode(errors="replace").strip() or "the sandbox's stub failed"
+    if (
+        limit is None
+        and status is None
+        and returncode in (1, 125)
+        and err.startswith((b"bwrap: ", b"stub"))
+    ):
+        message = err.decode(errors="replace").strip() or "the sandbox's stub failed"
         return StageResult(None, None, b"", b"", internal_error=message)
     return StageResult(
         exit_code=exit_code,
         signal=sig,
-        stdout=stdout,
-        stderr=stderr,
+        stdout=out,
+        stderr=err,
         stdout_truncated=out_cut,
         stderr_truncated=err_cut,
         wall_time_ms=round(wall_ms, 3),
@@ -370,30 +491,6 @@ async def _watchdog(cgroup, limits: Limits, started: float, watch: _Watch, cpus:
         cpu_left_s = (cpu_limit_ns - used) / 1e9 / cores
         pause = min(wall_deadline - now, max(MIN_POLL_S, min(cpu_left_s, MAX_POLL_S)))
         await asyncio.sleep(pause)
-
-
-async def _read_capped(
-    stream: asyncio.StreamReader, cap: int, watch: _Watch, relay=None, name: str = ""
-):
-    """Read a stream to its end, keeping at most ``cap`` bytes; more trips the output limit.
-    ``relay`` (an interactive run's) gets every kept piece as it arrives."""
-    chunks: list[bytes] = []
-    kept = 0
-    truncated = False
-    while chunk := await stream.read(READ_CHUNK):
-        if truncated:
-            continue
-        room = cap - kept
-        if len(chunk) > room:
-            chunk = chunk[:room]
-            truncated = True
-            watch.trip(LimitHit.OUTPUT)
-        chunks.append(chunk)
-        kept += len(chunk)
-        if relay is not None and chunk:
-            with contextlib.suppress(Exception):  # a client that left does not stop the run
-                await relay(name, chunk)
-    return b"".join(chunks), truncated
 
 
 async def _feed_live(stdin: asyncio.StreamWriter, pieces: asyncio.Queue[bytes | None]) -> None:

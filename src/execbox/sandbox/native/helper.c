@@ -3,11 +3,12 @@
  *   execbox-helper drop UID PROGRAM [ARG...]
  *       (host) become UID (gid UID, no supplementary groups) and exec PROGRAM (bwrap). The
  *       service can then spawn with vfork instead of a fork of its whole address space.
- *   execbox-helper stub FD
+ *   execbox-helper stub FD STATUS_FD
  *       (inside the sandbox) wait for the run's words on FD, NUL-separated: soft and hard CPU
  *       seconds, file size KiB, stack KiB, whether stderr joins stdout (1/0), then argv. Lower
- *       the rlimits, close FD, exec the program. (Setting another uid's limits from the host
- *       would need CAP_SYS_RESOURCE.)
+ *       the rlimits (setting another uid's limits from the host would need CAP_SYS_RESOURCE),
+ *       start the program, and write its wait status on STATUS_FD the moment it ends: the host
+ *       then has its result without waiting for the sandbox's teardown.
  *
  * Exit codes: 125 = the helper failed (the host reports it as a sandbox failure, by the
  * "stub:" prefix); 126/127 = the program could not be executed / was not found, as a shell.
@@ -18,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define MAX_WORDS_BYTES (16 << 20)
@@ -81,9 +84,9 @@ static int set_limit(int resource, rlim_t soft, rlim_t hard) {
 }
 
 static int stub(int argc, char **argv) {
-    unsigned long long fd;
-    if (argc != 3 || !parse_number(argv[2], &fd)) {
-        fprintf(stderr, "stub: usage: stub FD\n");
+    unsigned long long fd, status_fd;
+    if (argc != 4 || !parse_number(argv[2], &fd) || !parse_number(argv[3], &status_fd)) {
+        fprintf(stderr, "stub: usage: stub FD STATUS_FD\n");
         return 125;
     }
     size_t size;
@@ -116,16 +119,32 @@ static int stub(int argc, char **argv) {
         set_limit(RLIMIT_CORE, 0, 0) != 0 || set_limit(RLIMIT_NOFILE, 1024, 1024) != 0)
         return fail("stub", "setting limits");
     if (strcmp(words[4], "1") == 0 && dup2(1, 2) != 2) return fail("stub", "joining stderr to stdout");
-    char **program = words + FIXED_WORDS;
-    execvp(program[0], program);
-    int code = errno == ENOENT ? 127 : 126;
-    fprintf(stderr, "%s: %s\n", program[0], strerror(errno));
-    return code;
+    /* Signals sent to the run's processes (an interactive client's) are for the program. */
+    sigset_t all, before;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &before);
+    pid_t child = fork();
+    if (child < 0) return fail("stub", "starting the program");
+    if (child == 0) {
+        close((int)status_fd);
+        sigprocmask(SIG_SETMASK, &before, NULL);
+        char **program = words + FIXED_WORDS;
+        execvp(program[0], program);
+        int code = errno == ENOENT ? 127 : 126;
+        fprintf(stderr, "%s: %s\n", program[0], strerror(errno));
+        _exit(code);
+    }
+    int status;
+    while (waitpid(child, &status, 0) < 0)
+        if (errno != EINTR) return fail("stub", "waiting for the program");
+    dprintf((int)status_fd, "%d\n", status);
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    return WEXITSTATUS(status);
 }
 
 int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "drop") == 0) return drop(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "stub") == 0) return stub(argc, argv);
-    fprintf(stderr, "execbox-helper: usage: drop UID PROGRAM [ARG...] | stub FD\n");
+    fprintf(stderr, "execbox-helper: usage: drop UID PROGRAM [ARG...] | stub FD STATUS_FD\n");
     return 125;
 }

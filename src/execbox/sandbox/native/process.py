@@ -19,8 +19,8 @@ from dataclasses import dataclass
 class Process:
     popen: subprocess.Popen
     stdin: asyncio.StreamWriter
-    stdout: asyncio.StreamReader
-    stderr: asyncio.StreamReader
+    stdout: int  # the read ends of its output pipes, non-blocking (the caller reads them)
+    stderr: int
     _exited: asyncio.Future[int]
 
     @property
@@ -33,6 +33,12 @@ class Process:
 
     async def wait(self) -> int:
         return await asyncio.shield(self._exited)
+
+    def close_pipes(self) -> None:
+        self.stdin.close()
+        for pipe in (self.popen.stdout, self.popen.stderr):
+            if pipe is not None:
+                pipe.close()
 
     def kill(self) -> None:
         if not self._exited.done():
@@ -64,16 +70,25 @@ async def attach(popen: subprocess.Popen) -> Process:
             exited.set_result(popen.wait())
 
     loop.add_reader(pidfd, reap)
-    stdout = await _reader(loop, popen.stdout)
-    stderr = await _reader(loop, popen.stderr)
+    assert popen.stdout is not None and popen.stderr is not None
+    for pipe in (popen.stdout, popen.stderr):
+        os.set_blocking(pipe.fileno(), False)
     transport, protocol = await loop.connect_write_pipe(
         lambda: asyncio.streams.FlowControlMixin(loop=loop), popen.stdin
     )
     stdin = asyncio.StreamWriter(transport, protocol, None, loop)
-    return Process(popen, stdin, stdout, stderr, exited)
+    return Process(popen, stdin, popen.stdout.fileno(), popen.stderr.fileno(), exited)
 
 
-async def _reader(loop: asyncio.AbstractEventLoop, pipe) -> asyncio.StreamReader:
-    reader = asyncio.StreamReader(limit=1 << 16, loop=loop)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader, loop=loop), pipe)
-    return reader
+def read_now(fd: int, limit: int = 1 << 20) -> bytes:
+    """What a non-blocking pipe holds right now, up to ``limit`` bytes."""
+    data = b""
+    while len(data) < limit:
+        try:
+            chunk = os.read(fd, min(1 << 16, limit - len(data)))
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
