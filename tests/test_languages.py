@@ -222,6 +222,22 @@ def test_java_file_is_named_after_its_public_class(run):
     assert run("java", code)["run"]["stdout"] == "s\n"
 
 
+def test_javac_starts_from_its_class_data_archive(client, backend):
+    # With -Xshare:on the JVM refuses to start unless the archive maps: the compile stage's
+    # success shows the archive is there, readable in the sandbox, and valid for this JDK.
+    # (Compiler options reach javac through the Judge0 API.)
+    code = 'public class Main { public static void main(String[] a) { System.out.println("j"); } }'
+    body = client.post(
+        "/submissions?wait=true",
+        json={"language_id": 62, "source_code": code, "compiler_options": "-J-Xshare:on"},
+    ).json()
+    if backend == "docker":  # no archive in the image: the JVM says so and stops
+        assert body["status"]["description"] == "Compilation Error", body
+        return
+    assert body["status"]["description"] == "Accepted", body
+    assert body["stdout"] == "j\n" and not body["compile_output"], body
+
+
 def test_version_selection(client, run):
     version = next(
         x["version"] for x in client.get("/api/v1/languages").json() if x["language"] == "python"
