@@ -32,6 +32,8 @@ from pathlib import Path
 
 import httpx
 
+from execbox.sandbox.native.sandbox import ENV
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 LIMITS = {"output_bytes": 2 * 1024 * 1024, "wall_time_ms": 20000, "cpu_time_ms": 15000}
@@ -130,9 +132,16 @@ class Bare:
         directory = self.workdir / uuid.uuid4().hex[:8]
         directory.mkdir()
         (directory / filename).write_text(code)
-        env = {**os.environ, **lang.env, "HOME": str(directory), "TMPDIR": str(directory)}
-        for key in ("GOCACHE", "GOPATH"):
-            env.pop(key, None)
+        # The environment a sandboxed program gets, not the benchmark's own: this host's
+        # NODE_EXTRA_CA_CERTS, say, makes node read a CA bundle at every start (+120 ms).
+        env = {
+            **ENV,
+            **lang.env,
+            "HOME": str(directory),
+            "TMPDIR": str(directory),
+            "GOCACHE": str(directory / ".cache"),
+            "GOPATH": str(directory / "go"),
+        }
         if lang.compile:
             argv = lang.command(lang.compile, filename, [filename], 512)
             subprocess.run(argv, cwd=directory, env=env, check=True, capture_output=True)
