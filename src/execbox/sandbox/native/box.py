@@ -3,10 +3,11 @@
 Start (can happen ahead of time, off the request path): bwrap is launched as an unprivileged
 host uid and blocks (``--block-fd``) once its namespaces and mounts exist; the host moves its
 pid 1 into the stage's cgroup, then releases it. pid 1 starts the helper's stub (helper.c),
-which waits on a pipe for its command, so every process of the stage is in the cgroup from its first
-instruction. Run: the host writes the request's files into the work dir, sets the cgroup's
-limits, and sends the stub its rlimits and argv; the stub closes the pipe and execs the program.
-A box is used for exactly one program and then destroyed.
+which waits on a pipe for its command, so every process of the stage is in the cgroup from its
+first instruction. Run: the host writes the request's files into the work dir, sets the
+cgroup's limits, and sends the stub its rlimits and argv; the stub starts the program and
+reports its wait status on a second pipe when it ends. The host then takes the output and
+kills the box; it is used for exactly one program, and removed in the background.
 """
 
 from __future__ import annotations
