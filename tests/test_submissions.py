@@ -3,6 +3,7 @@ expiry, and callbacks (delivered, retried, and refused where they must be)."""
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import json
 import signal
@@ -263,3 +264,31 @@ def test_forbidden_destinations_are_refused_by_default(server, url):
     )
     assert judge0.status_code == 422 and "callback_url" in judge0.json()
     assert own.status_code == 400 and "callback_url" in own.json()["message"]
+
+
+def test_every_waiter_on_a_submission_sees_it_finish(tmp_path):
+    """Two callers waiting on one submission: the first giving up must not leave the second
+    waiting out its whole timeout once the run is over."""
+    from execbox.api import create_app
+    from execbox.config import Settings
+    from execbox.engine import ExecutionRequest, SourceFile
+    from execbox.submissions import NewSubmission
+
+    # The state dir must be reachable by the sandbox's uids, as the servers' is.
+    settings = Settings(state_dir="/run/execbox-test", submissions_db=str(tmp_path / "db.sqlite3"))
+    app = create_app(settings)
+
+    async def scenario() -> tuple[float, str]:
+        async with app.router.lifespan_context(app):
+            runner = app.state.submissions
+            program = ExecutionRequest(language="bash", files=[SourceFile("", b"sleep 1; echo x")])
+            [submission] = runner.submit("execbox", "test", [NewSubmission(program)])
+            impatient = asyncio.create_task(runner.wait(submission.id, 0.1))
+            started = time.monotonic()
+            patient = await runner.wait(submission.id, 30)
+            await impatient
+            return time.monotonic() - started, patient.state.value
+
+    waited, state = asyncio.run(scenario())
+    assert state == "done"
+    assert waited < 10, f"the second waiter was only woken by its timeout ({waited:.1f} s)"

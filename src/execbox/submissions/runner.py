@@ -52,6 +52,7 @@ class SubmissionRunner:
         self.render_callback = render_callback or {}
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._finished: dict[str, asyncio.Event] = {}
+        self._waiters: dict[str, int] = {}
         self._tasks: set[asyncio.Task] = set()
 
     async def start(self) -> None:
@@ -117,13 +118,20 @@ class SubmissionRunner:
     async def wait(self, id: str, timeout_s: float) -> Submission | None:
         """The submission once finished (or as it is when the timeout passes)."""
         event = self._finished.setdefault(id, asyncio.Event())
-        found = self.store.get([id]).get(id)
-        if found is not None and found.state is not SubmissionState.DONE:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout_s)
+        self._waiters[id] = self._waiters.get(id, 0) + 1
+        try:
             found = self.store.get([id]).get(id)
-        self._finished.pop(id, None)
-        return found
+            if found is not None and found.state is not SubmissionState.DONE:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), timeout_s)
+                found = self.store.get([id]).get(id)
+            return found
+        finally:
+            # The event goes with its last waiter: another may still be waiting on it.
+            self._waiters[id] -= 1
+            if not self._waiters[id]:
+                del self._waiters[id]
+                self._finished.pop(id, None)
 
     # Running.
 
