@@ -35,6 +35,7 @@ from execbox.engine import (
     StageReport,
     Status,
 )
+from execbox.engine.compare import output_matches
 from execbox.submissions import NewSubmission, Submission, SubmissionRunner, SubmissionState, codec
 from execbox.submissions.callbacks import ForbiddenDestination, check_destination
 
@@ -325,13 +326,6 @@ def to_execution(
 # --- showing a submission as Judge0 does -------------------------------------------------
 
 
-def normalized(text: bytes | None) -> bytes | None:
-    """Judge0's comparison: trailing whitespace of every line and of the whole text ignored."""
-    if text is None:
-        return None
-    return b"\n".join(line.rstrip() for line in text.split(b"\n")).rstrip()
-
-
 def _seconds(ms: float) -> str:
     return f"{ms / 1000:.3f}"
 
@@ -348,9 +342,7 @@ def _run_status(report: StageReport, shown: dict) -> tuple[int, str | None]:
         if report.cpu_time_ms > shown["cpu_time_limit"] * 1000:
             return 5, "Time limit exceeded"
         expected = shown.get("expected_output")
-        if expected is not None and normalized(report.stdout) != normalized(
-            base64.b64decode(expected)
-        ):
+        if expected is not None and not output_matches(report.stdout, base64.b64decode(expected)):
             return 4, None
         return 3, None
     match report.status:

@@ -7,7 +7,6 @@ import base64
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from execbox.api.judge0 import normalized
 from execbox.api.models import (
     CaseModel,
     StageModel,
@@ -18,6 +17,7 @@ from execbox.api.models import (
 )
 from execbox.api.routes import ERRORS, caller_of
 from execbox.engine import InvalidRequest
+from execbox.engine.compare import output_matches
 from execbox.submissions import NewSubmission, Submission, SubmissionRunner, codec
 from execbox.submissions.callbacks import ForbiddenDestination, check_destination
 
@@ -86,8 +86,8 @@ def show(submission: Submission) -> SubmissionModel:
             want = expected[index] if index < len(expected) else None
             passed = None
             if want is not None:
-                passed = report.status.value == "ok" and normalized(report.stdout) == normalized(
-                    base64.b64decode(want)
+                passed = report.status.value == "ok" and output_matches(
+                    report.stdout, base64.b64decode(want)
                 )
             stage = StageModel.of(report, encoding).model_dump()
             shown.cases.append(CaseModel(**stage, passed=passed))
