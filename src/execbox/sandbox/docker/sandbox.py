@@ -19,10 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from execbox.config import Settings
 from execbox.languages import LanguageError
+from execbox.sandbox import cgroup_files
 from execbox.sandbox.base import StageResult, StageSpec
 from execbox.sandbox.docker import container as box
 from execbox.sandbox.docker.container import LABEL, USER, Profile
-from execbox.sandbox.native import cgroups
 from execbox.sandbox.servers import server_alive, server_name
 from execbox.sandbox.warm_pool import WarmPool
 
@@ -240,7 +240,7 @@ class DockerSandbox:
         try:
             self.api.start(container)
             pid = self.api.inspect_container(container)["State"]["Pid"]
-            self._cpu_readers[container] = cgroups.cpu_time_reader(pid)
+            self._cpu_readers[container] = cgroup_files.cpu_time_reader(pid)
         except Exception:
             self._remove(container)
             raise

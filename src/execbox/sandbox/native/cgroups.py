@@ -11,11 +11,11 @@ import errno
 import os
 import signal
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-CGROUP_ROOT = Path("/sys/fs/cgroup")
+from execbox.sandbox.cgroup_files import CGROUP_ROOT, cgroups_of, keyed, read
+
 V1_CONTROLLERS = ("memory", "pids", "cpuacct", "cpu")
 V2_CONTROLLERS = ("memory", "pids", "cpu")
 V1_RUN_FILES = (
@@ -37,55 +37,6 @@ class CgroupError(Exception):
 def _write(path: Path | str, value: str) -> None:
     with open(path, "w") as f:
         f.write(value)
-
-
-def _read(path: Path | str) -> str:
-    with open(path) as f:
-        return f.read()
-
-
-def _keyed(text: str) -> dict[str, int]:
-    values = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
-            values[parts[0]] = int(parts[1])
-    return values
-
-
-def cgroups_of(pid: int | str = "self") -> dict[str, str]:
-    """A process's cgroup path per v1 controller, and under key '' for v2."""
-    paths = {}
-    for line in _read(Path(f"/proc/{pid}/cgroup")).splitlines():
-        _, controllers, path = line.split(":", 2)
-        for controller in controllers.split(",") if controllers else [""]:
-            paths[controller] = path
-    return paths
-
-
-def cpu_time_reader(pid: int) -> Callable[[], int | None] | None:
-    """A reader of the CPU time (ns) of host process ``pid``'s cgroup, whoever made that cgroup
-    (the Docker engine, say); None when this host cannot see it. The reader answers None once
-    the cgroup is gone."""
-    try:
-        paths = cgroups_of(pid)
-    except OSError:
-        return None
-    usage = CGROUP_ROOT / "cpuacct" / paths.get("cpuacct", "").lstrip("/") / "cpuacct.usage"
-    if "cpuacct" in paths and usage.exists():
-        return lambda: _read_or_none(usage, int)
-    for mount in (CGROUP_ROOT, CGROUP_ROOT / "unified"):
-        stat = mount / paths.get("", "/").lstrip("/") / "cpu.stat"
-        if "" in paths and stat.exists():
-            return lambda: _read_or_none(stat, lambda text: _keyed(text)["usage_usec"] * 1000)
-    return None
-
-
-def _read_or_none(path: Path, parse: Callable[[str], int]) -> int | None:
-    try:
-        return parse(_read(path))
-    except (OSError, KeyError, ValueError):
-        return None
 
 
 @dataclass
@@ -188,7 +139,7 @@ class CgroupDriver:
 
 def _pids_of(directory: Path) -> list[int]:
     try:
-        return [int(p) for p in _read(directory / "cgroup.procs").split()]
+        return [int(p) for p in read(directory / "cgroup.procs").split()]
     except FileNotFoundError:
         return []
     except OSError as err:
@@ -305,7 +256,7 @@ class CgroupV1(CgroupDriver):
         return int(self._get(name, "memory.max_usage_in_bytes"))
 
     def oom_killed(self, name: str) -> bool:
-        control = _keyed(self._get(name, "memory.oom_control"))
+        control = keyed(self._get(name, "memory.oom_control"))
         if "oom_kill" in control:
             return control["oom_kill"] > 0
         return int(self._get(name, "memory.failcnt")) > 0
@@ -377,7 +328,7 @@ class CgroupV2(CgroupDriver):
         _write(self._dir(name) / "cgroup.procs", str(pid))
 
     def _cpu_usec(self, name: str) -> int:
-        return _keyed(_read(self._dir(name) / "cpu.stat"))["usage_usec"]
+        return keyed(read(self._dir(name) / "cpu.stat"))["usage_usec"]
 
     def cpu_time_ns(self, name: str) -> int:
         return (self._cpu_usec(name) - self._cpu_base.get(name, 0)) * 1000
@@ -389,11 +340,11 @@ class CgroupV2(CgroupDriver):
     def memory_peak(self, name: str) -> int:
         peak = self._dir(name) / "memory.peak"
         if peak.exists():
-            return int(_read(peak))
-        return int(_read(self._dir(name) / "memory.current"))
+            return int(read(peak))
+        return int(read(self._dir(name) / "memory.current"))
 
     def oom_killed(self, name: str) -> bool:
-        events = _keyed(_read(self._dir(name) / "memory.events"))
+        events = keyed(read(self._dir(name) / "memory.events"))
         return events.get("oom_kill", 0) > 0 or events.get("oom_group_kill", 0) > 0
 
     def procs(self, name: str) -> list[int]:
@@ -416,7 +367,7 @@ def _v2_base() -> Path | None:
         mount = CGROUP_ROOT / "unified"
     if mount is None:
         return None
-    available = set(_read(mount / "cgroup.controllers").split())
+    available = set(read(mount / "cgroup.controllers").split())
     if not set(V2_CONTROLLERS) <= available:
         return None
     own = mount / cgroups_of().get("", "/").lstrip("/")
