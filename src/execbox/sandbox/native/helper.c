@@ -21,6 +21,7 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -83,6 +84,20 @@ static int set_limit(int resource, rlim_t soft, rlim_t hard) {
     return setrlimit(resource, &limit);
 }
 
+/* Every signal's default action for the program, whatever the service inherited and ignores
+ * (ignored signals survive exec). The raw call also reaches glibc's reserved signals. */
+static void reset_signals(void) {
+    struct {
+        void *handler;
+        unsigned long flags;
+        void *restorer;
+        unsigned long mask;
+    } action = {SIG_DFL, 0, NULL, 0};
+    for (int number = 1; number <= 64; number++)
+        if (number != SIGKILL && number != SIGSTOP)
+            syscall(SYS_rt_sigaction, number, &action, NULL, sizeof action.mask);
+}
+
 static int stub(int argc, char **argv) {
     unsigned long long fd, status_fd;
     if (argc != 4 || !parse_number(argv[2], &fd) || !parse_number(argv[3], &status_fd)) {
@@ -127,6 +142,7 @@ static int stub(int argc, char **argv) {
     if (child < 0) return fail("stub", "starting the program");
     if (child == 0) {
         close((int)status_fd);
+        reset_signals();
         sigprocmask(SIG_SETMASK, &before, NULL);
         char **program = words + FIXED_WORDS;
         execvp(program[0], program);
