@@ -156,6 +156,26 @@ def test_background_and_daemonised_processes_die_with_the_run(run):
     assert sandbox_processes() == []
 
 
+def test_the_result_comes_when_the_program_ends_not_its_background_jobs(run):
+    # A background job holding stdout open must not hold the result back; what the program
+    # wrote before it ended is all there, and the job dies with the run.
+    body = run("bash", "(sleep 30; echo late) &\necho early", limits={"wall_time_ms": 20000})
+    assert body["status"] == "ok" and body["run"]["stdout"] == "early\n"
+    assert body["run"]["wall_time_ms"] < 5000
+    assert sandbox_processes() == []
+
+
+def test_everything_written_just_before_the_end_is_kept(run):
+    # The output still in the pipes when the program ends is drained before the box is
+    # killed: every byte, every time.
+    code = "import os\nos.write(1, b'x' * 300_000)\nos.write(2, b'y' * 70_000)\nos._exit(0)"
+    for _ in range(8):
+        body = run("python", code, limits={"output_bytes": 1_000_000})
+        assert body["status"] == "ok"
+        assert body["run"]["stdout"] == "x" * 300_000
+        assert body["run"]["stderr"] == "y" * 70_000
+
+
 def test_file_size_limit(run):
     code = (
         "with open('/tmp/big', 'wb') as f:\n    f.write(b'x' * (3 * 1024 * 1024))\nprint('wrote')"
