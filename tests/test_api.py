@@ -64,6 +64,16 @@ def test_original_endpoint_reports_errors(client):
     assert timeout.json()["error"] is True and timeout.json()["status"] == "time_limit"
 
 
+def test_original_endpoint_output_keeps_the_order_of_both_streams(client, backend):
+    code = (
+        "import sys, time\nprint('a', flush=True); time.sleep(0.05)\n"
+        "print('b', file=sys.stderr, flush=True); time.sleep(0.05)\nprint('c')"
+    )
+    body = client.post("/", json={"lang": "python", "code": code}).json()
+    # The Docker backend cannot tell the order of its two streams: stdout, then stderr.
+    assert body["output"] == {"native": "a\nb\nc", "docker": "a\nc\nb"}[backend]
+
+
 def test_original_endpoint_unknown_language(client):
     response = client.post("/", json={"lang": "cobol", "code": "x"})
     assert response.status_code == 400

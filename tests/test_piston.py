@@ -49,6 +49,19 @@ def test_execute_answers_in_pistons_shape(server):
     assert "compile" not in data
 
 
+def test_output_interleaves_the_streams_as_written(server):
+    # Each line is written, flushed, and given time to be read before the next.
+    code = (
+        "import sys, time\nfor i in range(3):\n"
+        "    print('out', i, flush=True); time.sleep(0.05)\n"
+        "    print('err', i, file=sys.stderr, flush=True); time.sleep(0.05)"
+    )
+    body = {"language": "python", "version": "*", "files": [{"content": code}]}
+    run = execute(server, body).json()["run"]
+    assert run["output"] == "out 0\nerr 0\nout 1\nerr 1\nout 2\nerr 2\n"
+    assert run["stdout"] == "out 0\nout 1\nout 2\n" and run["stderr"] == "err 0\nerr 1\nerr 2\n"
+
+
 def test_compiled_language_reports_both_stages(server):
     body = {
         "language": "c++",

@@ -179,7 +179,7 @@ def stage(report: StageReport) -> dict:
     return {
         "stdout": _text(report.stdout),
         "stderr": _text(report.stderr),
-        "output": _text(report.stdout + report.stderr),
+        "output": _text(report.combined_output()),
         "code": code,
         "signal": signal,
         "message": message if status else None,

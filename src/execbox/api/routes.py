@@ -175,10 +175,10 @@ async def execute_original(body: OriginalRequest, request: Request) -> OriginalR
     execution = ExecutionRequest(language=body.lang, files=[SourceFile("", body.code.encode())])
     result = await execute(request, execution)
     if result.compile is not None and result.status is Status.COMPILE_ERROR:
-        output = result.compile.stdout + result.compile.stderr
+        output = result.compile.combined_output()
     else:
         stage = result.run or result.compile
-        output = (stage.stdout + stage.stderr) if stage else b""
+        output = stage.combined_output() if stage else b""
     return OriginalResponse(
         output=output.decode("utf-8", errors="replace").strip(),
         error=result.status is not Status.OK,

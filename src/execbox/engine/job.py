@@ -72,6 +72,7 @@ def judge(result: StageResult, limits: Limits, compile_stage: bool) -> StageRepo
         memory_bytes=result.memory_bytes,
         limits=limits,
         message=_message(status, result, limits),
+        output=result.output,
     )
 
 

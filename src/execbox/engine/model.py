@@ -70,6 +70,12 @@ class StageReport:
     limits: Limits
     message: str | None = None  # why the stage ended, in words, for a non-ok status
     cached: bool = False  # a compile stage answered from the compile cache
+    output: bytes | None = None  # stdout and stderr interleaved, where the sandbox can tell
+
+    def combined_output(self) -> bytes:
+        """Both streams as one: interleaved as written where the sandbox could tell the order,
+        else stdout followed by stderr."""
+        return self.output if self.output is not None else self.stdout + self.stderr
 
 
 @dataclass

@@ -84,6 +84,9 @@ class StageResult:
     # Set when the sandbox itself failed (not the program): the message for the operator log.
     internal_error: str | None = None
     files: list[SandboxFile] = field(default_factory=list)
+    # stdout and stderr as the program wrote them, one interleaved stream (as far as the order
+    # they were read in tells); None where the backend cannot tell the order.
+    output: bytes | None = None
 
 
 class Sandbox(Protocol):

@@ -61,6 +61,7 @@ def _report_to_json(report: StageReport | None) -> dict | None:
     data = dataclasses.asdict(report)
     data["status"] = report.status.value
     data["stdout"], data["stderr"] = _b64(report.stdout), _b64(report.stderr)
+    data["output"] = None if report.output is None else _b64(report.output)
     return data
 
 
@@ -74,6 +75,7 @@ def _report_from_json(data: dict | None) -> StageReport | None:
             "stdout": _bytes(data["stdout"]),
             "stderr": _bytes(data["stderr"]),
             "limits": Limits(**data["limits"]),
+            "output": None if data.get("output") is None else _bytes(data["output"]),
         }
     )
 

@@ -305,8 +305,11 @@ class _Capture:
     """One output stream of the run, read from its pipe as data arrives, capped at ``cap``
     bytes (more trips the output limit and is read and dropped, so the writer never blocks)."""
 
-    def __init__(self, name: str, fd: int, cap: int, watch: _Watch, relay) -> None:
+    def __init__(
+        self, name: str, fd: int, cap: int, watch: _Watch, relay, combined: list[bytes]
+    ) -> None:
         self.name, self.fd, self.cap, self.watch, self.relay = name, fd, cap, watch, relay
+        self.combined = combined  # both streams' kept chunks, in the order they were read
         self.chunks: list[bytes] = []
         self.kept = 0
         self.truncated = False
@@ -334,6 +337,7 @@ class _Capture:
                 self.watch.trip(LimitHit.OUTPUT)
             if chunk:
                 self.chunks.append(chunk)
+                self.combined.append(chunk)
                 self.kept += len(chunk)
                 if self.relay is not None:
                     self.relay.put_nowait((self.name, chunk))
@@ -387,8 +391,9 @@ async def _supervise(box: Box, spec: StageSpec, started: float, cpus: float) -> 
     watch = _Watch()
     live = spec.interactive
     pieces: asyncio.Queue | None = asyncio.Queue() if live else None
-    stdout = _Capture("stdout", process.stdout, limits.output_bytes, watch, pieces)
-    stderr = _Capture("stderr", process.stderr, limits.output_bytes, watch, pieces)
+    combined: list[bytes] = []
+    stdout = _Capture("stdout", process.stdout, limits.output_bytes, watch, pieces, combined)
+    stderr = _Capture("stderr", process.stderr, limits.output_bytes, watch, pieces, combined)
     tasks = {
         "status": asyncio.create_task(_stub_status(box.status)),
         "exit": asyncio.create_task(process.wait()),
@@ -471,6 +476,7 @@ async def _supervise(box: Box, spec: StageSpec, started: float, cpus: float) -> 
         cpu_time_ms=round(cpu_ms, 3),
         memory_bytes=memory,
         limit=limit,
+        output=b"".join(combined),
     )
 
 
