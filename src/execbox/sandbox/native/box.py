@@ -36,8 +36,8 @@ DRAIN_TIMEOUT_S = 2.0
 DRAIN_LIMIT_BYTES = 4 << 20
 # Up to this many bytes of files are written into a box from the event loop itself.
 INLINE_LOAD_BYTES = 256 * 1024
-# bwrap's pid-1 reaper and the stub sit in the stage's cgroup beside the program's processes.
-BOX_PROCESSES = 2
+# The stub (the sandbox's pid 1) sits in the stage's cgroup beside the program's processes.
+BOX_PROCESSES = 1
 
 
 def _stub_argv(command_fd: int, status_fd: int) -> list[str]:
@@ -125,7 +125,7 @@ class Box:
     command: int  # write end of the stub's command pipe
     status: int  # read end (non-blocking) of the pipe the stub reports the program's end on
     profile: Profile
-    init_pid: int = 0  # the sandbox's pid 1 as the host sees it (bwrap's reaper)
+    init_pid: int = 0  # the sandbox's pid 1 (the stub) as the host sees it
 
     @property
     def alive(self) -> bool:
@@ -291,7 +291,7 @@ async def run_in_box(box: Box, spec: StageSpec, cpus: float) -> StageResult:
 
 
 def box_pids(limits: Limits) -> int:
-    """The stage cgroup's process limit: the program's, bwrap's reaper and the stub."""
+    """The stage cgroup's process limit: the program's, and the stub's."""
     return limits.processes + BOX_PROCESSES
 
 
@@ -512,7 +512,7 @@ async def _feed_live(stdin: asyncio.StreamWriter, pieces: asyncio.Queue[bytes | 
 
 
 async def _relay_signals(box: Box, numbers: asyncio.Queue[int]) -> None:
-    """Send the client's signals to every process of the run but the sandbox's reaper."""
+    """Send the client's signals to every process of the run but the stub (pid 1)."""
     while True:
         number = await numbers.get()
         for pid in await asyncio.to_thread(box.cgroup.procs):

@@ -150,9 +150,14 @@ static int stub(int argc, char **argv) {
         fprintf(stderr, "%s: %s\n", program[0], strerror(errno));
         _exit(code);
     }
+    /* The stub is the sandbox's pid 1 (bwrap --as-pid-1): orphans come to it, and are reaped
+     * here too, until the program itself ends. */
     int status;
-    while (waitpid(child, &status, 0) < 0)
-        if (errno != EINTR) return fail("stub", "waiting for the program");
+    for (;;) {
+        pid_t ended = waitpid(-1, &status, 0);
+        if (ended == child) break;
+        if (ended < 0 && errno != EINTR) return fail("stub", "waiting for the program");
+    }
     dprintf((int)status_fd, "%d\n", status);
     if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
     return WEXITSTATUS(status);

@@ -125,6 +125,8 @@ class NativeSandbox:
             "--disable-userns",
             "--die-with-parent",
             "--new-session",
+            # The stub is pid 1: no reaper process, and nothing inside can signal it.
+            "--as-pid-1",
             "--uid", str(SANDBOX_UID),
             "--gid", str(SANDBOX_UID),
             "--hostname", "execbox",
