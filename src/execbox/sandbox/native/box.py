@@ -181,6 +181,9 @@ def _launch(argv: list[str], fds: dict[str, int], info_read: int, cgroup) -> _La
                 cgroup.add(launch.child)
             except ProcessLookupError:
                 launch.child = None  # bwrap gave up while setting up the sandbox
+                if launch.init >= 0:
+                    os.close(launch.init)
+                    launch.init = -1
     except BaseException:
         if launch.init >= 0:
             os.close(launch.init)
