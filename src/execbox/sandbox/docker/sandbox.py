@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from execbox.config import Settings
 from execbox.languages import LanguageError
 from execbox.sandbox import cgroup_files
+from execbox.sandbox.background import CLOSE_WAIT_S, BackgroundTasks
 from execbox.sandbox.base import StageResult, StageSpec
 from execbox.sandbox.docker import container as box
 from execbox.sandbox.docker.container import LABEL, USER, Profile
@@ -51,7 +52,7 @@ class DockerSandbox:
             settings.warm_pool, self._start_container, self._remove_soon
         )
         self._helpers: dict[str, str] = {}
-        self._background: set[asyncio.Task[None]] = set()
+        self._background = BackgroundTasks()
         self._live: set[str] = set()
         # Each started container's CPU time, read from its cgroup on this host (None where the
         # engine runs elsewhere: then only RLIMIT_CPU and the wall clock apply). Found when the
@@ -109,8 +110,7 @@ class DockerSandbox:
         await self._pool.close()
         doomed = list(self._live) + list(self._helpers.values())
         self._helpers.clear()
-        if self._background:
-            await asyncio.wait(set(self._background), timeout=15)
+        await self._background.wait(CLOSE_WAIT_S)
         if self._client is not None:
             await asyncio.gather(*(self._call(self._remove, c) for c in doomed))
             # Anything of ours that is still there (a refill that raced the close).
@@ -232,7 +232,7 @@ class DockerSandbox:
         """Forget a container and remove it (killing what runs in it) in the background."""
         self._live.discard(container)
         self._cpu_readers.pop(container, None)
-        self._background_task(self._call(self._remove, container))
+        self._background.spawn(self._call(self._remove, container))
 
     def _create(self, profile: Profile) -> str:
         config = box.container_config(self.api, profile, self.settings.cpus_per_stage, self.labels)
@@ -245,8 +245,3 @@ class DockerSandbox:
             self._remove(container)
             raise
         return container
-
-    def _background_task(self, awaitable) -> None:
-        task = asyncio.ensure_future(awaitable)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from execbox.config import Settings
 from execbox.languages import host_shell
+from execbox.sandbox.background import CLOSE_WAIT_S, BackgroundTasks
 from execbox.sandbox.base import WORKDIR, StageResult, StageSpec
 from execbox.sandbox.native import cgroups, helper, seccomp, workdir
 from execbox.sandbox.native.box import Box, Profile, box_pids, run_in_box, start_box
@@ -86,7 +87,7 @@ class NativeSandbox:
         self._bwrap: str | None = None
         self._helper = ""
         self._toolchains: dict[str, str] = {}
-        self._background: set[asyncio.Task[None]] = set()
+        self._background = BackgroundTasks()
         self._pool: WarmPool[Profile, Box] = WarmPool(
             settings.warm_pool, self._start_box, self._dispose_soon, lambda box: box.alive
         )
@@ -164,8 +165,7 @@ class NativeSandbox:
         for box in list(self._live):
             with contextlib.suppress(ProcessLookupError, OSError):
                 box.process.kill()
-        if self._background:
-            await asyncio.wait(set(self._background), timeout=15)
+        await self._background.wait(CLOSE_WAIT_S)
         if self._cgroups is not None:
             await asyncio.to_thread(self._cgroups.remove_server, self.server)
         self._toolchains.clear()
@@ -230,7 +230,7 @@ class NativeSandbox:
             log.exception("sandbox start failure")
             box = f"sandbox failure: {err}"
         if isinstance(box, str):
-            self._background_task(self._cleanup(stage, work, uid))
+            self._background.spawn(self._cleanup(stage, work, uid))
         return box
 
     def _prepare(self, stage: str, work: Path, uid: int, profile: Profile) -> cgroups.StageCgroup:
@@ -248,7 +248,7 @@ class NativeSandbox:
 
     def _dispose(self, box: Box) -> None:
         """Kill a box and remove its cgroup and work dir, off the caller's path."""
-        self._background_task(self._cleanup(box.stage, box.work, box.uid, box))
+        self._background.spawn(self._cleanup(box.stage, box.work, box.uid, box))
 
     async def _cleanup(self, stage: str, work: Path, uid: int, box: Box | None = None) -> None:
         assert self._cgroups is not None
@@ -268,11 +268,6 @@ class NativeSandbox:
         assert self._cgroups is not None
         self._cgroups.remove(stage)
         self._dispose_workdir(work)
-
-    def _background_task(self, coroutine) -> None:
-        task = asyncio.create_task(coroutine)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     @staticmethod
     def _dispose_workdir(work: Path) -> None:
