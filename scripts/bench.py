@@ -238,6 +238,25 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def post_request(host: str, path: str, body: dict) -> bytes:
+    """An HTTP/1.1 POST of a JSON body, encoded by hand (the lean clients below send these)."""
+    data = json.dumps(body).encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(data)}\r\n\r\n"
+    )
+    return head.encode() + data
+
+
+def response_head(head: bytes) -> tuple[int, int]:
+    """The status code and Content-Length of a response's head (up to its blank line)."""
+    lines = head.split(b"\r\n")
+    length = next(
+        int(line.split(b":", 1)[1]) for line in lines if line.lower().startswith(b"content-length:")
+    )
+    return int(lines[0].split()[1]), length
+
+
 class LeanClient:
     """HTTP/1.1 over one keep-alive socket, requests encoded by hand.
 
@@ -253,25 +272,15 @@ class LeanClient:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def post(self, path: str, body: dict) -> tuple[int, bytes]:
-        data = json.dumps(body).encode()
-        head = (
-            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(data)}\r\n\r\n"
-        )
-        self.sock.sendall(head.encode() + data)
+        self.sock.sendall(post_request(self.host, path, body))
         received = b""
         while b"\r\n\r\n" not in received:
             received += self._recv()
-        header, answer = received.split(b"\r\n\r\n", 1)
-        lines = header.split(b"\r\n")
-        length = next(
-            int(line.split(b":", 1)[1])
-            for line in lines
-            if line.lower().startswith(b"content-length:")
-        )
+        head, answer = received.split(b"\r\n\r\n", 1)
+        status, length = response_head(head)
         while len(answer) < length:
             answer += self._recv()
-        return int(lines[0].split()[1]), answer
+        return status, answer
 
     def _recv(self) -> bytes:
         chunk = self.sock.recv(1 << 20)
@@ -359,11 +368,7 @@ async def http_throughput(url: str, concurrency: int, total: int) -> float:
     much CPU per request as the service's HTTP layer, which would be measured as the service's.
     """
     host, port = url.removeprefix("http://").split(":")
-    body = json.dumps({"language": "bash", "code": "echo hi"}).encode()
-    request = (
-        f"POST /api/v1/execute HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
+    request = post_request(host, "/api/v1/execute", {"language": "bash", "code": "echo hi"})
     left = [total]
 
     async def connection() -> None:
@@ -372,15 +377,9 @@ async def http_throughput(url: str, concurrency: int, total: int) -> float:
             while left[0] > 0:
                 left[0] -= 1
                 writer.write(request)
-                head = await reader.readuntil(b"\r\n\r\n")
-                status = head.split(b" ", 2)[1]
-                length = next(
-                    int(line.split(b":", 1)[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length:")
-                )
+                status, length = response_head(await reader.readuntil(b"\r\n\r\n"))
                 answer = await reader.readexactly(length)
-                if status != b"200" or b'"status":"ok"' not in answer:
+                if status != 200 or b'"status":"ok"' not in answer:
                     raise SystemExit(f"throughput request failed: {status!r} {answer[:200]!r}")
         finally:
             writer.close()
