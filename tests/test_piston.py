@@ -186,14 +186,15 @@ def events_until_close(socket, limit_s: float = 20) -> list[dict]:
     return events
 
 
+def send_init(socket, language: str, code: str, **extra) -> None:
+    init = {"type": "init", "language": language, "version": "*", "files": [{"content": code}]}
+    socket.send(json.dumps({**init, **extra}))
+
+
 def test_interactive_echo_of_stdin(server, backend):
     code = "import sys\nfor line in sys.stdin:\n    print('echo:', line.strip(), flush=True)\n    if line.strip() == 'bye': break"
     with ws(server) as socket:
-        socket.send(
-            json.dumps(
-                {"type": "init", "language": "python", "version": "*", "files": [{"content": code}]}
-            )
-        )
+        send_init(socket, "python", code)
         assert json.loads(socket.recv(timeout=10))["type"] == "runtime"
         assert json.loads(socket.recv(timeout=10)) == {"type": "stage", "stage": "run"}
         socket.send(json.dumps({"type": "data", "stream": "stdin", "data": "hello\n"}))
@@ -212,16 +213,7 @@ def test_interactive_echo_of_stdin(server, backend):
 
 def test_interactive_signal(server):
     with ws(server) as socket:
-        socket.send(
-            json.dumps(
-                {
-                    "type": "init",
-                    "language": "bash",
-                    "version": "*",
-                    "files": [{"content": "echo ready; sleep 30"}],
-                }
-            )
-        )
+        send_init(socket, "bash", "echo ready; sleep 30")
         while json.loads(socket.recv(timeout=10)).get("data") != "ready\n":
             pass
         socket.send(json.dumps({"type": "signal", "signal": "SIGTERM"}))
@@ -231,17 +223,7 @@ def test_interactive_signal(server):
 
 def test_interactive_time_limit(server):
     with ws(server) as socket:
-        socket.send(
-            json.dumps(
-                {
-                    "type": "init",
-                    "language": "bash",
-                    "version": "*",
-                    "files": [{"content": "sleep 30"}],
-                    "run_timeout": 700,
-                }
-            )
-        )
+        send_init(socket, "bash", "sleep 30", run_timeout=700)
         started = time.monotonic()
         rest = events_until_close(socket)
         assert any(e["type"] == "exit" and e["stage"] == "run" for e in rest)
@@ -257,25 +239,12 @@ def test_interactive_protocol_errors(server):
         events_until_close(socket, 5)  # no init within a second
     assert socket.close_code == 4001
     with ws(server) as socket:
-        socket.send(
-            json.dumps(
-                {
-                    "type": "init",
-                    "language": "bash",
-                    "version": "*",
-                    "files": [{"content": "sleep 5"}],
-                }
-            )
-        )
+        send_init(socket, "bash", "sleep 5")
         socket.recv(timeout=10)
         socket.send(json.dumps({"type": "signal", "signal": "SIGNOPE"}))
         events_until_close(socket, 10)
     assert socket.close_code == 4005
     with ws(server) as socket:
-        socket.send(
-            json.dumps(
-                {"type": "init", "language": "cobol", "version": "*", "files": [{"content": "x"}]}
-            )
-        )
+        send_init(socket, "cobol", "x")
         events = events_until_close(socket, 5)
     assert events[0]["type"] == "error" and socket.close_code == 4002
