@@ -27,7 +27,9 @@ def built(tmp_path_factory) -> Path:
     return helper.build(tmp_path_factory.mktemp("helper"))
 
 
-def stub(built: Path, words: bytes) -> tuple[subprocess.CompletedProcess, int | None]:
+def stub(
+    built: Path, words: bytes, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess, int | None]:
     """Run the stub with its words; what it did, and the wait status it reported (if any)."""
     read_end, write_end = os.pipe()
     status_read, status_write = os.pipe()
@@ -39,6 +41,7 @@ def stub(built: Path, words: bytes) -> tuple[subprocess.CompletedProcess, int | 
             pass_fds=(read_end, status_write),
             capture_output=True,
             timeout=30,
+            env=env,
         )
         os.close(status_write)
         status_write = -1
@@ -104,6 +107,31 @@ def test_stub_reports_a_missing_program_as_a_shell_would(built):
     done, status = stub(built, stub_words(DEFAULTS, ["no-such-program"]))
     assert done.returncode == 127 and os.waitstatus_to_exitcode(status) == 127
     assert done.stderr == b"no-such-program: No such file or directory\n"
+
+
+def test_stub_finds_programs_in_path_as_a_shell_would(built, tmp_path):
+    # The first PATH entry holding the name wins; a script without a #! line runs with sh; a
+    # file that is not executable is reported as 126 unless a later entry has a program.
+    first, second = tmp_path / "first", tmp_path / "second"
+    for directory in (first, second):
+        directory.mkdir()
+    (first / "greet").write_text("echo first $1\n")
+    (first / "greet").chmod(0o755)
+    (second / "greet").write_text("#!/bin/sh\necho second\n")
+    (second / "greet").chmod(0o755)
+    (first / "locked").write_text("echo locked\n")
+    (first / "locked").chmod(0o644)
+    path = f"{first}:{second}:/usr/bin:/bin"
+
+    done, status = stub(built, stub_words(DEFAULTS, ["greet", "x"]), env={"PATH": path})
+    assert (done.stdout, status) == (b"first x\n", 0), done.stderr
+
+    done, status = stub(built, stub_words(DEFAULTS, ["locked"]), env={"PATH": path})
+    assert done.returncode == 126 and os.waitstatus_to_exitcode(status) == 126
+    assert done.stderr == b"locked: Permission denied\n"
+
+    done, status = stub(built, stub_words(DEFAULTS, [str(first / "greet"), "y"]), env={})
+    assert (done.stdout, status) == (b"first y\n", 0), done.stderr
 
 
 @pytest.mark.parametrize(
