@@ -16,8 +16,9 @@ from pathlib import Path
 
 SOURCE = "helper.c"
 NAME = "execbox-helper"
-# Where every sandbox sees it (bound read-only, from the host's copy).
-SANDBOX_PATH = "/.sandbox/stub"
+# Where every sandbox sees it (in a directory bound read-only, holding the host's copy).
+SANDBOX_DIR = "/.sandbox"
+SANDBOX_PATH = f"{SANDBOX_DIR}/stub"
 # Static, no C library, no position independence (no relocations to apply at start), and no
 # calls the compiler would otherwise invent (memset for a loop, stack protector checks).
 FLAGS = [

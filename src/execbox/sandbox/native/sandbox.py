@@ -28,6 +28,7 @@ from execbox.sandbox.warm_pool import WarmPool
 log = logging.getLogger("execbox.sandbox")
 
 SANDBOX_UID = 1000
+SANDBOX_DIR = helper.SANDBOX_DIR
 # A box waits in its cgroup with at least this much memory: bwrap sets it up in there.
 MIN_START_MEMORY = 64 * 1024 * 1024
 UID_POOL_SIZE = 256
@@ -53,10 +54,45 @@ def _root_fs_args() -> list[str]:
             args += ["--symlink", os.readlink(top), top]
         elif os.path.isdir(top):
             args += ["--ro-bind", top, top]
-    for path in ("/etc/ld.so.cache", "/etc/localtime"):
-        if os.path.exists(path):
-            args += ["--ro-bind", path, path]
     return args
+
+
+def _prepare_sandbox_dir(directory: Path, helper_path: str) -> list[str]:
+    """Fill the directory every box sees read-only at /.sandbox (the stub and the few /etc
+    files a program may read) and return bwrap's options for it.
+
+    One bind of one directory, with symlinks from /etc into it, instead of a bind per file:
+    bwrap re-reads the whole mount table for every bind it makes (to remount its submounts),
+    which is a good part of a box's start-up cost.
+    """
+    if directory.exists():
+        shutil.rmtree(directory)
+    etc = directory / "etc"
+    etc.mkdir(parents=True)
+    shutil.copyfile(helper_path, directory / "stub")
+    (directory / "stub").chmod(0o755)
+    (etc / "passwd").write_text(
+        f"root:x:0:0:root:/root:/bin/false\n"
+        f"runner:x:{SANDBOX_UID}:{SANDBOX_UID}:runner:/tmp:/bin/bash\n"
+        "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+    )
+    (etc / "group").write_text(f"root:x:0:\nrunner:x:{SANDBOX_UID}:\nnogroup:x:65534:\n")
+    (etc / "hosts").write_text("127.0.0.1 localhost execbox\n::1 localhost\n")
+    args = ["--perms", "0755", "--dir", "/etc"]
+    for name in ("ld.so.cache", "localtime"):
+        host = Path("/etc") / name
+        if host.is_symlink() and os.readlink(host).startswith("/usr/"):
+            args += ["--symlink", os.readlink(host), str(host)]  # e.g. a zoneinfo file
+        elif host.is_file():
+            # A copy taken at start: a library installed later is still found by ld.so's
+            # search of the default directories.
+            shutil.copyfile(host, etc / name)
+    for path in etc.iterdir():
+        path.chmod(0o644)
+        args += ["--symlink", f"{SANDBOX_DIR}/etc/{path.name}", f"/etc/{path.name}"]
+    directory.chmod(0o755)
+    etc.chmod(0o755)
+    return ["--ro-bind", str(directory), SANDBOX_DIR, *args]
 
 
 def _remove_server_dir(directory: Path) -> None:
@@ -109,17 +145,8 @@ class NativeSandbox:
             self._helper = str(await asyncio.to_thread(helper.build, self.state / "bin"))
         except helper.HelperBuildError as err:
             raise SandboxUnavailable(str(err)) from err
-        etc = self.state / self.server / "etc"
-        etc.mkdir(exist_ok=True)
-        (etc / "passwd").write_text(
-            f"root:x:0:0:root:/root:/bin/false\n"
-            f"runner:x:{SANDBOX_UID}:{SANDBOX_UID}:runner:/tmp:/bin/bash\n"
-            "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
-        )
-        (etc / "group").write_text(f"root:x:0:\nrunner:x:{SANDBOX_UID}:\nnogroup:x:65534:\n")
-        (etc / "hosts").write_text("127.0.0.1 localhost execbox\n::1 localhost\n")
-        for path in etc.iterdir():
-            path.chmod(0o644)
+        sandbox_dir = self.state / self.server / "sandbox"
+        sandbox_args = await asyncio.to_thread(_prepare_sandbox_dir, sandbox_dir, self._helper)
         self._base_args = [
             "--unshare-all",
             "--unshare-user",
@@ -132,10 +159,7 @@ class NativeSandbox:
             "--gid", str(SANDBOX_UID),
             "--hostname", "execbox",
             *_root_fs_args(),
-            "--ro-bind", str(etc / "passwd"), "/etc/passwd",
-            "--ro-bind", str(etc / "group"), "/etc/group",
-            "--ro-bind", str(etc / "hosts"), "/etc/hosts",
-            "--ro-bind", self._helper, helper.SANDBOX_PATH,
+            *sandbox_args,
             "--proc", "/proc",
             "--dev", "/dev",
         ]  # fmt: skip
