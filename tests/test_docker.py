@@ -111,8 +111,14 @@ def test_each_container_runs_once_and_is_removed(engine, docker_server):
     body = execute(docker_server, {"language": "bash", "code": "ls -A /tmp /box"})
     # Only the program's file: the run script and stdin were removed before it started.
     assert body.json()["run"]["stdout"] == "/box:\nmain.sh\n\n/tmp:\n"
+    # The used container goes (in the background) and the pool's new one takes its place.
+    deadline = time.monotonic() + 20
+    used = {c["Id"] for c in idle}
+    while used & {c["Id"] for c in containers_of(engine, docker_server)}:
+        assert time.monotonic() < deadline, "the used container was not removed"
+        time.sleep(0.2)
     after = settled(engine, docker_server, 1)
-    assert {c["Id"] for c in after}.isdisjoint({c["Id"] for c in idle}), "a container was reused"
+    assert len(after) == 1 and {c["Id"] for c in after}.isdisjoint(used), "a container was reused"
 
 
 @pytest.mark.parametrize(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 from conftest import Server
 
 from execbox.sandbox.native import helper
+from execbox.sandbox.warm_pool import WarmPool
 
 
 def warm_boxes() -> list[str]:
@@ -65,3 +68,134 @@ def test_without_a_warm_pool():
         assert body["status"] == "time_limit"
     finally:
         server.stop()
+
+
+def boxes_of(server: Server) -> int:
+    """The boxes a server has started that wait for (or run) a program: stubs whose bwrap it
+    spawned."""
+    out = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True, text=True).stdout
+    parents = {}
+    stubs = []
+    for line in out.splitlines():
+        pid, ppid, args = line.split(None, 2)
+        parents[pid] = ppid
+        if f"{helper.SANDBOX_PATH} stub " in args:
+            stubs.append(pid)
+    assert server.process is not None
+    return sum(parents.get(parents.get(stub, ""), "") == str(server.process.pid) for stub in stubs)
+
+
+def test_queued_requests_have_their_boxes_started_while_they_wait():
+    # One slot, a pool of one (at most 1 + 2 per slot waiting): while a long run holds the slot,
+    # the requests queued behind it get their boxes started during the wait, not one by one
+    # inside the slot.
+    server = Server(env={"EXECBOX_WARM_POOL": "1", "EXECBOX_MAX_CONCURRENCY": "1"}).start()
+    queued = 3
+    try:
+        with httpx.Client(timeout=60) as client, ThreadPoolExecutor(queued + 1) as pool:
+            url = server.url + "/api/v1/execute"
+            long = pool.submit(client.post, url, json={"language": "bash", "code": "sleep 3"})
+            time.sleep(0.5)
+            before = boxes_of(server)  # every language's pool, and the running one
+            waiting = [
+                pool.submit(client.post, url, json={"language": "bash", "code": f"echo {i}"})
+                for i in range(queued)
+            ]
+            deadline = time.monotonic() + 2.5
+            most = 0
+            while time.monotonic() < deadline and not long.done():
+                most = max(most, boxes_of(server))
+                time.sleep(0.1)
+            # a box waits for each queued request (one of them was the pool's already)
+            assert most - before >= queued - 1, (before, most)
+            assert long.result().json()["status"] == "ok"
+            outputs = sorted(f.result().json()["run"]["stdout"] for f in waiting)
+            assert outputs == [f"{i}\n" for i in range(queued)]
+    finally:
+        server.stop()
+
+
+# The pool's bookkeeping on its own (its sandboxes are plain objects here).
+
+
+class Starts:
+    def __init__(self, fail: bool = False) -> None:
+        self.count = 0
+        self.fail = fail
+
+    async def __call__(self, profile: str) -> object:
+        self.count += 1
+        await asyncio.sleep(0)
+        if self.fail:
+            raise OSError("no sandbox today")
+        return object()
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def nothing(_sandbox: object) -> None:
+    pass
+
+
+def test_announced_stages_get_sandboxes_beyond_the_size_up_to_most():
+    asyncio.run(_announced_stages_get_sandboxes_beyond_the_size_up_to_most())
+
+
+async def _announced_stages_get_sandboxes_beyond_the_size_up_to_most():
+    starts = Starts()
+    pool: WarmPool[str, object] = WarmPool(2, starts, nothing, most=4)
+    pool.refill_soon("bash")
+    await settle()
+    assert starts.count == 2
+    expectations = [pool.expect("bash") for _ in range(5)]
+    await settle()
+    assert starts.count == 4  # capped at most
+    for _ in range(4):
+        assert await pool.take("bash") is not None
+    assert await pool.take("bash") is None  # none left: the caller starts one on the spot
+    for expectation in expectations:
+        expectation.withdraw()
+    pool.refill_soon("bash")
+    await settle()
+    assert starts.count == 6  # back to the pool's size once nobody is expected
+    await pool.close()
+
+
+def test_a_withdrawn_or_settled_expectation_counts_once():
+    asyncio.run(_a_withdrawn_or_settled_expectation_counts_once())
+
+
+async def _a_withdrawn_or_settled_expectation_counts_once():
+    starts = Starts()
+    pool: WarmPool[str, object] = WarmPool(1, starts, nothing, most=10)
+    first, second = pool.expect("py"), pool.expect("py")
+    await settle()
+    assert starts.count == 2  # one waiting sandbox for each announced stage
+    await pool.take("py")  # settles one announcement
+    first.withdraw()
+    first.withdraw()
+    second.withdraw()
+    assert pool._target("py") == 1
+    await pool.close()
+
+
+def test_expectations_are_ignored_without_a_pool_and_failures_do_not_loop():
+    asyncio.run(_expectations_are_ignored_without_a_pool_and_failures_do_not_loop())
+
+
+async def _expectations_are_ignored_without_a_pool_and_failures_do_not_loop():
+    starts = Starts()
+    pool: WarmPool[str, object] = WarmPool(0, starts, nothing, most=10)
+    pool.expect("bash").withdraw()
+    await settle()
+    assert starts.count == 0
+    failing = Starts(fail=True)
+    pool = WarmPool(2, failing, nothing, most=4)
+    pool.expect("bash")
+    await settle()
+    assert failing.count == 2  # one round to the pool's size, then no retry loop
+    assert await pool.take("bash") is None
+    await pool.close()

@@ -308,10 +308,13 @@ async def connect(socket: WebSocket) -> None:
                 case _:
                     await send({"type": "error", "message": "unknown message type"})
 
-    scheduler = socket.app.state.scheduler
-    run = asyncio.create_task(
-        scheduler.run(lambda: engine.execute(job, interactive), caller, job.memory_bytes)
-    )
+    async def queued_run() -> ExecutionResult:
+        with engine.expecting(job):
+            return await socket.app.state.scheduler.run(
+                lambda: engine.execute(job, interactive), caller, job.memory_bytes
+            )
+
+    run = asyncio.create_task(queued_run())
     reader = asyncio.create_task(inbound())
     await asyncio.wait({run, reader}, return_when=asyncio.FIRST_COMPLETED)
     if not run.done():  # the client left, or broke the protocol: end the run

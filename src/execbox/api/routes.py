@@ -94,12 +94,14 @@ async def execute(request: Request, execution: ExecutionRequest) -> ExecutionRes
         admitted_at.append(time.monotonic())
         metrics.queue_wait.observe(waited_s)
 
+    async def queued_run() -> ExecutionResult:
+        with engine.expecting(job):
+            return await _scheduler(request).run(
+                lambda: engine.execute(job), caller, job.memory_bytes, on_admitted=on_admitted
+            )
+
     arrived = time.monotonic()
-    work = asyncio.create_task(
-        _scheduler(request).run(
-            lambda: engine.execute(job), caller, job.memory_bytes, on_admitted=on_admitted
-        )
-    )
+    work = asyncio.create_task(queued_run())
     gone = asyncio.create_task(_disconnected(request))
     try:
         await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)

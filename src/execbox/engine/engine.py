@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
+from collections.abc import Iterator
 from pathlib import PurePosixPath
 
 from execbox.config import Settings
@@ -81,6 +83,16 @@ class Engine:
             run_limits=self.catalog.limits(runtime, request.limits, "run"),
             compile_limits=self.catalog.limits(runtime, request.compile_limits, "compile"),
         )
+
+    @contextlib.contextmanager
+    def expecting(self, job: Job) -> Iterator[None]:
+        """Around a job's wait for its slot: its first sandbox may start during the wait, so
+        that the slot is spent running programs rather than starting sandboxes."""
+        expectation = self.sandbox.expect(job.first_stage())
+        try:
+            yield
+        finally:
+            expectation.withdraw()
 
     async def execute(self, job: Job, interactive: Interactive | None = None) -> ExecutionResult:
         if interactive is not None and not self.sandbox.interactive:

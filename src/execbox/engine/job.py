@@ -150,13 +150,15 @@ class Job:
         worst = next((r.status for r in reports if r.status is not Status.OK), Status.OK)
         return self._result(worst, compile_report, reports)
 
-    async def _run(
-        self,
-        sandbox: Sandbox,
-        files: list[SandboxFile],
-        stdin: bytes,
-        interactive: Interactive | None = None,
-    ) -> StageReport:
+    def first_stage(self) -> StageSpec:
+        """The stage this job starts with (its files aside): what its sandbox is started as."""
+        if self.language.compile is not None:
+            return self._compile_spec([])
+        return self._run_spec([], b"")
+
+    def _run_spec(
+        self, files: list[SandboxFile], stdin: bytes, interactive: Interactive | None = None
+    ) -> StageSpec:
         template = self.language.run_template([(f.name, f.content) for f in self.request.files])
         # Sandboxes are kept warm for requests with the default limits only: a pool per
         # custom combination would hold idle sandboxes that few requests can use.
@@ -170,11 +172,9 @@ class Job:
             keep_warm=not self.request.limits.given(),
         )
         spec.argv.extend(self.request.args)
-        return judge(await sandbox.run(spec), self.run_limits, compile_stage=False)
+        return spec
 
-    async def _compile(
-        self, sandbox: Sandbox, files: list[SandboxFile], cache: CompileCache | None
-    ) -> tuple[CompileOutcome, bool]:
+    def _compile_spec(self, files: list[SandboxFile]) -> StageSpec:
         assert self.language.compile is not None
         spec = self._spec(
             self.language.compile,
@@ -185,6 +185,22 @@ class Job:
         )
         # Extra flags go after the language's own (gcc reads them anywhere on its line).
         spec.argv.extend(self.request.compile_options)
+        return spec
+
+    async def _run(
+        self,
+        sandbox: Sandbox,
+        files: list[SandboxFile],
+        stdin: bytes,
+        interactive: Interactive | None = None,
+    ) -> StageReport:
+        spec = self._run_spec(files, stdin, interactive)
+        return judge(await sandbox.run(spec), self.run_limits, compile_stage=False)
+
+    async def _compile(
+        self, sandbox: Sandbox, files: list[SandboxFile], cache: CompileCache | None
+    ) -> tuple[CompileOutcome, bool]:
+        spec = self._compile_spec(files)
 
         async def compile_() -> CompileOutcome:
             result = await sandbox.run(spec)

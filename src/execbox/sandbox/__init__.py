@@ -11,8 +11,10 @@ from execbox.sandbox.base import (
     StageResult,
     StageSpec,
 )
+from execbox.sandbox.warm_pool import Expectation
 
 __all__ = [
+    "Expectation",
     "Interactive",
     "LimitHit",
     "Sandbox",

@@ -7,9 +7,12 @@ import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from execbox.config import Limits
+
+if TYPE_CHECKING:
+    from execbox.sandbox.warm_pool import Expectation
 
 WORKDIR = "/box"
 
@@ -103,6 +106,11 @@ class Sandbox(Protocol):
 
     async def close(self) -> None:
         """Kill whatever still runs and release every resource."""
+
+    def expect(self, spec: StageSpec) -> Expectation:
+        """A stage like ``spec`` will run soon (its request waits for a slot): the backend may
+        start its sandbox now. The caller withdraws the expectation when the request ends."""
+        ...
 
     async def run(self, spec: StageSpec) -> StageResult:
         """Run one stage in a fresh sandbox that is destroyed before this returns."""

@@ -1,8 +1,11 @@
 """Sandboxes started ahead of time, per profile, each handed out once (both backends).
 
-A profile is what a sandbox is started with and cannot change later. After a sandbox of a
-profile is taken, the pool starts the missing ones side by side, in the background: most of a
-start is waiting (for bwrap or the Docker engine), not computing.
+A profile is what a sandbox is started with and cannot change later. The pool keeps ``size``
+sandboxes of each profile in use waiting, and more while requests that announced a profile
+wait for a slot (``expect``): their sandboxes start during the wait instead of inside the slot,
+where a start would hold up the programs queued behind it. Missing sandboxes start side by
+side in the background: most of a start is waiting (for bwrap or the Docker engine), not
+computing.
 """
 
 from __future__ import annotations
@@ -18,6 +21,25 @@ P = TypeVar("P", bound=Hashable)
 S = TypeVar("S")
 
 
+class Expectation:
+    """A stage of some profile will want a sandbox soon. Settled by a take of that profile or
+    withdrawn by its request (which ended, or never got to run); either way once."""
+
+    def __init__(self, pool: WarmPool | None, profile: Hashable) -> None:
+        self._pool = pool
+        self.profile = profile
+        self.settled = pool is None
+
+    @classmethod
+    def none(cls) -> Expectation:
+        """An announcement nobody acts on (no pool for this kind of stage)."""
+        return cls(None, None)
+
+    def withdraw(self) -> None:
+        if not self.settled and self._pool is not None:
+            self._pool._settle(self)
+
+
 class WarmPool(Generic[P, S]):
     def __init__(
         self,
@@ -25,17 +47,33 @@ class WarmPool(Generic[P, S]):
         start: Callable[[P], Awaitable[S]],  # a started sandbox (raises if it did not start)
         dispose: Callable[[S], Awaitable[None]],
         alive: Callable[[S], bool] = lambda _: True,
+        most: int = 0,  # at most this many waiting or starting per profile (0: size)
     ) -> None:
         self.size = size
+        self.most = max(size, most)
         self._start = start
         self._dispose = dispose
         self._alive = alive
         self._waiting: dict[P, list[S]] = {}
-        self._refilling: dict[P, asyncio.Task[None]] = {}
+        self._starting: dict[P, int] = {}
+        self._expected: dict[P, list[Expectation]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
+
+    def expect(self, profile: P) -> Expectation:
+        """Announce a stage of this profile; its sandbox starts now unless one is waiting."""
+        if self.size <= 0 or self._closing:
+            return Expectation.none()
+        expectation = Expectation(self, profile)
+        self._expected.setdefault(profile, []).append(expectation)
+        self._top_up(profile)
+        return expectation
 
     async def take(self, profile: P) -> S | None:
         """A waiting sandbox of this profile, or None (then start one on the spot)."""
+        expected = self._expected.get(profile)
+        if expected:
+            self._settle(expected[0])
         sandboxes = self._waiting.get(profile, [])
         while sandboxes:
             sandbox = sandboxes.pop()
@@ -45,32 +83,51 @@ class WarmPool(Generic[P, S]):
         return None
 
     def refill_soon(self, profile: P) -> None:
-        if self.size <= 0 or self._closing or profile in self._refilling:
-            return
-        self._refilling[profile] = asyncio.create_task(self._refill(profile))
+        """Bring the profile's waiting sandboxes back to the pool's size (after a take)."""
+        self._top_up(profile)
 
-    async def _refill(self, profile: P) -> None:
+    def _settle(self, expectation: Expectation) -> None:
+        expectation.settled = True
+        expected = self._expected.get(expectation.profile, [])
+        if expectation in expected:
+            expected.remove(expectation)
+        if not expected:
+            self._expected.pop(expectation.profile, None)
+
+    def _target(self, profile: P) -> int:
+        return min(self.most, max(self.size, len(self._expected.get(profile, ()))))
+
+    def _top_up(self, profile: P) -> None:
+        if self.size <= 0 or self._closing:
+            return
+        waiting = len(self._waiting.get(profile, ()))
+        missing = self._target(profile) - waiting - self._starting.get(profile, 0)
+        for _ in range(missing):
+            self._starting[profile] = self._starting.get(profile, 0) + 1
+            task = asyncio.create_task(self._start_one(profile))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _start_one(self, profile: P) -> None:
         try:
-            sandboxes = self._waiting.setdefault(profile, [])
-            missing = self.size - len(sandboxes)
-            started = await asyncio.gather(
-                *(self._start(profile) for _ in range(missing)), return_exceptions=True
-            )
-            for sandbox in started:
-                if isinstance(sandbox, BaseException):
-                    log.warning("warm pool: a sandbox did not start: %s", sandbox)
-                elif self._closing:
-                    await self._dispose(sandbox)
-                else:
-                    sandboxes.append(sandbox)
+            sandbox = await self._start(profile)
+        except Exception as err:
+            # Not retried here: the next take or announcement tries again (no tight loop on a
+            # host that cannot start sandboxes).
+            log.warning("warm pool: a sandbox did not start: %s", err)
+            return
         finally:
-            self._refilling.pop(profile, None)
+            self._starting[profile] -= 1
+        if self._closing:
+            await self._dispose(sandbox)
+        else:
+            self._waiting.setdefault(profile, []).append(sandbox)
 
     async def close(self) -> None:
         """Stop refilling and dispose of every waiting sandbox."""
         self._closing = True
-        if self._refilling:
-            await asyncio.wait(set(self._refilling.values()), timeout=30)
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=30)
         waiting = [s for sandboxes in self._waiting.values() for s in sandboxes]
         self._waiting.clear()
         await asyncio.gather(*(self._dispose(s) for s in waiting), return_exceptions=True)

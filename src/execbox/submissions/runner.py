@@ -163,14 +163,15 @@ class SubmissionRunner:
         except ExecutionError as err:
             return codec.failure(str(err))
         self.store.set_state(submission.id, SubmissionState.RUNNING)
-        while True:
-            try:
-                result = await self.scheduler.run(
-                    lambda: self.engine.execute(job), submission.caller, job.memory_bytes
-                )
-                return codec.result_to_json(result)
-            except (QueueFull, QueueTimeout):
-                await asyncio.sleep(RETRY_S)
+        with self.engine.expecting(job):
+            while True:
+                try:
+                    result = await self.scheduler.run(
+                        lambda: self.engine.execute(job), submission.caller, job.memory_bytes
+                    )
+                    return codec.result_to_json(result)
+                except (QueueFull, QueueTimeout):
+                    await asyncio.sleep(RETRY_S)
 
     async def _expire(self) -> None:
         ttl = self.settings.submission_ttl_s

@@ -25,7 +25,7 @@ from execbox.sandbox.base import StageResult, StageSpec
 from execbox.sandbox.docker import container as box
 from execbox.sandbox.docker.container import LABEL, USER, Profile
 from execbox.sandbox.servers import server_alive, server_name
-from execbox.sandbox.warm_pool import WarmPool
+from execbox.sandbox.warm_pool import Expectation, WarmPool
 
 log = logging.getLogger("execbox.sandbox")
 
@@ -49,7 +49,10 @@ class DockerSandbox:
         self._threads = ThreadPoolExecutor(THREADS, thread_name_prefix="docker")
         self._client = None
         self._pool: WarmPool[Profile, str] = WarmPool(
-            settings.warm_pool, self._start_container, self._remove_soon
+            settings.warm_pool,
+            self._start_container,
+            self._remove_soon,
+            most=settings.warm_pool + settings.max_concurrency,
         )
         self._helpers: dict[str, str] = {}
         self._background = BackgroundTasks()
@@ -149,6 +152,11 @@ class DockerSandbox:
         return helper
 
     # Running a stage.
+
+    def expect(self, spec: StageSpec) -> Expectation:
+        if not spec.keep_warm:
+            return Expectation.none()
+        return self._pool.expect(Profile.of(spec, self.settings.docker_image))
 
     async def run(self, spec: StageSpec) -> StageResult:
         if self._helpers:

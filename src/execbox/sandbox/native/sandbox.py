@@ -23,7 +23,7 @@ from execbox.sandbox.base import WORKDIR, StageResult, StageSpec
 from execbox.sandbox.native import cgroups, helper, seccomp, workdir
 from execbox.sandbox.native.box import Box, Profile, box_pids, run_in_box, start_box
 from execbox.sandbox.servers import server_alive, server_name
-from execbox.sandbox.warm_pool import WarmPool
+from execbox.sandbox.warm_pool import Expectation, WarmPool
 
 log = logging.getLogger("execbox.sandbox")
 
@@ -125,7 +125,11 @@ class NativeSandbox:
         self._toolchains: dict[str, str] = {}
         self._background = BackgroundTasks()
         self._pool: WarmPool[Profile, Box] = WarmPool(
-            settings.warm_pool, self._start_box, self._dispose_soon, lambda box: box.alive
+            settings.warm_pool,
+            self._start_box,
+            self._dispose_soon,
+            lambda box: box.alive,
+            most=settings.warm_pool + 2 * settings.max_concurrency,
         )
         self._live: set[Box] = set()
         self._start_limits: dict[Profile, tuple[int, int]] = {}
@@ -195,13 +199,20 @@ class NativeSandbox:
         self._toolchains.clear()
         _remove_server_dir(self.state / self.server)
 
-    async def run(self, spec: StageSpec) -> StageResult:
-        assert self._cgroups is not None, "start() first"
+    def expect(self, spec: StageSpec) -> Expectation:
+        return self._pool.expect(self._profile(spec))
+
+    def _profile(self, spec: StageSpec) -> Profile:
         profile = Profile.of(spec)
-        # Boxes of this profile started from now on wait with this run's limits, so that the
-        # next run like it needs no cgroup writes (a different one sets its own).
+        # Boxes of this profile started from now on wait with this stage's limits, so that the
+        # next stage like it needs no cgroup writes (a different one sets its own).
         memory = spec.limits.memory_mb * 1024 * 1024
         self._start_limits[profile] = (max(memory, MIN_START_MEMORY), box_pids(spec.limits))
+        return profile
+
+    async def run(self, spec: StageSpec) -> StageResult:
+        assert self._cgroups is not None, "start() first"
+        profile = self._profile(spec)
         box = await self._pool.take(profile) or await self._new_box(profile)
         if isinstance(box, str):
             return StageResult(None, None, b"", b"", internal_error=box)
