@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -142,15 +143,74 @@ def test_stub_refuses_malformed_commands(built, words):
     assert done.returncode == 125 and done.stderr.startswith(b"stub: ") and status is None
 
 
-def test_drop_runs_the_program_as_the_sandbox_uid(built):
-    done = subprocess.run(
-        [str(built), "drop", "61999", "/usr/bin/id"], capture_output=True, text=True, timeout=30
-    )
+def launch(built: Path, *words: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(built), "launch", *words], capture_output=True, timeout=30)
+
+
+def test_launch_runs_the_program_as_the_sandbox_uid(built):
+    done = launch(built, "61999", "--", "/usr/bin/id")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "uid=61999 gid=61999 groups=61999"
+    assert done.stdout.decode().strip() == "uid=61999 gid=61999 groups=61999"
 
 
 @pytest.mark.parametrize("uid", ["0", "-1", "abc", ""])
-def test_drop_refuses_root_and_nonsense(built, uid):
-    done = subprocess.run([str(built), "drop", uid, "/usr/bin/id"], capture_output=True, timeout=30)
+def test_launch_refuses_root_and_nonsense(built, uid):
+    done = launch(built, uid, "--", "/usr/bin/id")
     assert done.returncode == 125 and done.stdout == b""
+
+
+@pytest.fixture
+def cgroup_dir() -> Iterator[Path]:
+    """Where a test cgroup (pids controller) may be made; removed afterwards."""
+    path = Path(f"/sys/fs/cgroup/pids/execbox-helper-test-{os.getpid()}")
+    if not path.parent.is_dir():
+        path = Path(f"/sys/fs/cgroup/execbox-helper-test-{os.getpid()}")  # cgroup v2
+    yield path
+    if path.exists():
+        path.rmdir()
+
+
+def test_launch_prepares_the_stage_before_becoming_the_program(built, tmp_path, cgroup_dir):
+    work = tmp_path / "work"
+    options = "size=1048576,mode=0700,uid=61999,gid=61999"
+    script = f"cat /proc/self/cgroup; cat {cgroup_dir}/pids.max"
+    done = launch(
+        built,
+        "61999",
+        "mkdir", str(cgroup_dir),
+        "write", str(cgroup_dir / "pids.max"), "7",
+        "try-write", str(cgroup_dir / "no-such-file"), "1",
+        "join", str(cgroup_dir / "cgroup.procs"),
+        "tmpfs", str(work), options,
+        "--", "/bin/sh", "-c", script,
+    )  # fmt: skip
+    try:
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.decode().splitlines()
+        assert any(line.endswith(f":/{cgroup_dir.name}") for line in lines), lines
+        assert lines[-1] == "7"
+        info = work.stat()
+        assert (info.st_uid, oct(info.st_mode & 0o777)) == (61999, "0o700")
+        mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+        assert any(f" {work} " in line and " - tmpfs execbox " in line for line in mounts)
+    finally:
+        subprocess.run(["umount", str(work)], check=False)
+
+
+@pytest.mark.parametrize(
+    "steps,message",
+    [
+        (["write", "/nonexistent/file", "1"], b"execbox-helper: write /nonexistent/file: No such"),
+        (["mkdir", "/"], b"execbox-helper: mkdir /: File exists"),
+        (["join", "/nonexistent/cgroup.procs"], b"execbox-helper: join /nonexistent/cgroup"),
+        (["frobnicate", "/"], b"execbox-helper: unknown or incomplete step"),
+        (["mkdir"], b"execbox-helper: unknown or incomplete step"),
+        (["mkdir", "/tmp/x"], b"execbox-helper: no program after --"),
+        ([], b"execbox-helper: usage: launch UID"),
+    ],
+)
+def test_launch_stops_at_a_failing_step(built, steps, message):
+    program = ["/usr/bin/id"] if steps and steps != ["mkdir", "/tmp/x"] else []
+    done = launch(built, "61999", *steps, "--", *program)
+    assert done.returncode == 125 and done.stdout == b""
+    assert done.stderr.startswith(message), done.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from execbox.sandbox.native import workdir
 def test_collect_skips_links_fifos_and_reads_regular_files(tmp_path):
     target = tmp_path / "work"
     target.mkdir()
-    workdir.mount_tmpfs(target, 8 * 1024 * 1024, os.getuid())
+    options = workdir.tmpfs_options(8 * 1024 * 1024, os.getuid())
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "execbox", str(target)], check=True)
     try:
         workdir.write_files(
             target,

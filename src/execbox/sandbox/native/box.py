@@ -1,13 +1,13 @@
 """One sandbox's life: start it, hand it its one program, supervise that, collect the result.
 
-Start (can happen ahead of time, off the request path): bwrap is launched as an unprivileged
-host uid and blocks (``--block-fd``) once its namespaces and mounts exist; the host moves its
-pid 1 into the stage's cgroup, then releases it. pid 1 starts the helper's stub (helper.c),
-which waits on a pipe for its command, so every process of the stage is in the cgroup from its
-first instruction. Run: the host writes the request's files into the work dir, sets the
-cgroup's limits, and sends the stub its rlimits and argv; the stub starts the program and
-reports its wait status on a second pipe when it ends. The host then takes the output and
-kills the box; it is used for exactly one program, and removed in the background.
+Start (can happen ahead of time, off the request path): one process start. The helper
+(helper.c, ``launch``) creates the stage's cgroup and work dir, joins the cgroup, drops to an
+unprivileged host uid and becomes bwrap, so every process of the stage is in the cgroup from
+its first instruction. The sandbox's pid 1 is the helper's stub, which waits on a pipe for its
+command. Run: the host writes the request's files into the work dir, sets the cgroup's limits,
+and sends the stub its rlimits and argv; the stub starts the program and reports its wait
+status on a second pipe when it ends. The host then takes the output and kills the box; it is
+used for exactly one program, and removed in the background.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from execbox.config import Limits
 from execbox.sandbox.base import WORKDIR, LimitHit, StageResult, StageSpec, signal_of
@@ -36,8 +38,10 @@ DRAIN_TIMEOUT_S = 2.0
 DRAIN_LIMIT_BYTES = 4 << 20
 # Up to this many bytes of files are written into a box from the event loop itself.
 INLINE_LOAD_BYTES = 256 * 1024
-# The stub (the sandbox's pid 1) sits in the stage's cgroup beside the program's processes.
-BOX_PROCESSES = 1
+# bwrap (waiting outside the sandbox for its end) and the stub (the sandbox's pid 1) sit in the
+# stage's cgroup beside the program's processes.
+BOX_PROCESSES = 2
+T = TypeVar("T")
 
 
 def _stub_argv(command_fd: int, status_fd: int) -> list[str]:
@@ -85,18 +89,48 @@ def _pipe_with(data: bytes) -> int:
     return read_end
 
 
-def _read_child_pid(fd: int) -> int | None:
-    """bwrap writes a JSON object with the sandbox's pid once its namespaces exist."""
-    data = b""
-    while True:
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            return None
-        data += chunk
+async def _read_until(fd: int, parse: Callable[[bytes], T | None]) -> T | None:
+    """Read a non-blocking pipe from the event loop until ``parse`` makes sense of what came
+    (its result), or until EOF (None)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T | None] = loop.create_future()
+    data = bytearray()
+
+    def readable() -> None:
         try:
-            return int(json.loads(data)["child-pid"])
-        except (ValueError, KeyError):
-            continue
+            chunk = os.read(fd, 4096)
+        except BlockingIOError:
+            return
+        data.extend(chunk)
+        parsed = parse(bytes(data)) if chunk else None
+        if not chunk or parsed is not None:
+            loop.remove_reader(fd)
+            done.set_result(parsed)
+
+    loop.add_reader(fd, readable)
+    try:
+        return await done
+    finally:
+        if not done.done():
+            loop.remove_reader(fd)
+
+
+def _child_pid(data: bytes) -> int | None:
+    """bwrap's --info-fd: a JSON object with the sandbox's pid 1 once its namespaces exist."""
+    try:
+        return int(json.loads(data)["child-pid"])
+    except (ValueError, KeyError):
+        return None
+
+
+def _wait_status(data: bytes) -> int | None:
+    """The stub's report: the program's wait status and a newline."""
+    if not data.endswith(b"\n"):
+        return None
+    try:
+        return int(data)
+    except ValueError:
+        return -1  # never from the stub; taken as "no status" below
 
 
 def stub_words(limits: Limits, argv: list[str], merge_stderr: bool = False) -> bytes:
@@ -151,54 +185,12 @@ class Box:
         self.process.close_pipes()
 
 
-@dataclass
-class _Launch:
-    """What a box's start produced, before the event loop takes over its process."""
-
-    popen: subprocess.Popen
-    child: int | None = None  # the sandbox's pid 1 as the host sees it; None: bwrap failed
-    init: int = -1  # a pidfd of it
-
-
-def _launch(argv: list[str], fds: dict[str, int], info_read: int, cgroup) -> _Launch:
-    """Start bwrap and put its sandbox's pid 1 into the cgroup (blocking: a worker thread).
-
-    The steps share one thread hop: each hop costs the event loop a wake-up and a hand-off.
-    """
-    try:
-        launch = _Launch(process.start(argv, pass_fds=tuple(fds.values()), env={}))
-    finally:
-        for fd in fds.values():
-            os.close(fd)
-    try:
-        launch.child = _read_child_pid(info_read)
-        if launch.child is not None:
-            try:
-                launch.init = os.pidfd_open(launch.child)
-                # Only the sandbox's pid 1: every process of the stage descends from it
-                # (bwrap's monitor outside stays out). On cgroup v1 a move can wait ~10 ms for
-                # an RCU grace period: one more reason this is not on the event loop.
-                cgroup.add(launch.child)
-            except ProcessLookupError:
-                launch.child = None  # bwrap gave up while setting up the sandbox
-                if launch.init >= 0:
-                    os.close(launch.init)
-                    launch.init = -1
-    except BaseException:
-        if launch.init >= 0:
-            os.close(launch.init)
-        launch.popen.kill()  # its sandbox dies with it (--die-with-parent)
-        launch.popen.wait()
-        cgroup.kill()
-        raise
-    return launch
-
-
 async def start_box(
     *,
     launcher: str,
     bwrap: str,
     options: list[str],
+    steps: list[str],
     stage: str,
     uid: int,
     work: Path,
@@ -206,68 +198,65 @@ async def start_box(
     profile: Profile,
     seccomp_program: bytes,
 ) -> Box | str:
-    """Start a sandbox whose stub waits for its command; or the reason it did not start."""
+    """Start a sandbox whose stub waits for its command; or the reason it did not start.
+
+    ``steps`` are the helper's (cgroup and work dir); whatever they made is the caller's to
+    remove, started or not."""
     info_read, info_write = os.pipe()
-    block_read, block_write = os.pipe()
     command_read, command_write = os.pipe()
     status_read, status_write = os.pipe()
     os.set_blocking(status_read, False)
+    os.set_blocking(info_read, False)
     fds = {
         "info": info_write,
-        "block": block_read,
         "command": command_read,
         "status": status_write,
         "seccomp": _pipe_with(seccomp_program),
     }
-    options = [
-        *options,
-        "--seccomp", str(fds["seccomp"]),
-        "--info-fd", str(info_write),
-        "--block-fd", str(block_read),
-    ]  # fmt: skip
+    options = [*options, "--seccomp", str(fds["seccomp"]), "--info-fd", str(info_write)]
     fds["args"] = _pipe_with("\0".join(options).encode() + b"\0")
-    # The helper drops to the sandbox's uid and execs bwrap: no Python code runs between fork
-    # and exec, so the spawn can use vfork instead of copying the service's memory.
-    argv = [launcher, "drop", str(uid), bwrap, "--args", str(fds["args"]), "--"]
+    # The helper prepares the stage, drops to the sandbox's uid and execs bwrap: no Python code
+    # runs between fork and exec, so the spawn uses vfork (a fraction of a millisecond, on the
+    # event loop) instead of copying the service's memory.
+    argv = [launcher, "launch", str(uid), *steps, "--", bwrap, "--args", str(fds["args"]), "--"]
     argv += _stub_argv(command_read, status_write)
-    launch: _Launch | None = None
+    popen: subprocess.Popen | None = None
+    init = -1
     try:
-        launch = await asyncio.to_thread(_launch, argv, fds, info_read, cgroup)
-        box_process = await process.attach(launch.popen)
-        if launch.child is None:
-            os.close(block_write)
-            block_write = -1
+        try:
+            popen = process.start(argv, pass_fds=tuple(fds.values()), env={})
+        finally:
+            for fd in fds.values():
+                os.close(fd)
+        box_process = await process.attach(popen)
+        child = await _read_until(info_read, _child_pid)
+        if child is not None:
+            try:
+                init = os.pidfd_open(child)
+            except ProcessLookupError:
+                child = None  # bwrap gave up right after starting the sandbox
+        if child is None:
             await box_process.wait()
             stderr = process.read_now(box_process.stderr)
             box_process.close_pipes()
             return stderr.decode(errors="replace").strip() or "bwrap did not start"
-        os.write(block_write, b"go")
         box = Box(
-            stage,
-            uid,
-            work,
-            cgroup,
-            box_process,
-            launch.init,
-            command_write,
-            status_read,
-            profile,
-            launch.child,
+            stage, uid, work, cgroup, box_process, init, command_write, status_read, profile, child
         )
         command_write = status_read = -1  # the box owns them now
         return box
     except BaseException:
-        if launch is not None and launch.init >= 0:
+        if init >= 0:
             with contextlib.suppress(ProcessLookupError):
-                signal.pidfd_send_signal(launch.init, signal.SIGKILL)
-            os.close(launch.init)
-        if launch is not None and launch.popen.returncode is None:
-            launch.popen.kill()  # not attached to the loop: nothing else will reap it
-            await asyncio.to_thread(launch.popen.wait)
+                signal.pidfd_send_signal(init, signal.SIGKILL)
+            os.close(init)
+        if popen is not None and popen.returncode is None:
+            popen.kill()  # its sandbox dies with it (--die-with-parent)
+            await asyncio.to_thread(popen.wait)
         await asyncio.to_thread(cgroup.kill)
         raise
     finally:
-        for fd in (info_read, block_write, command_write, status_read):
+        for fd in (info_read, command_write, status_read):
             if fd >= 0:
                 os.close(fd)
 
@@ -357,29 +346,8 @@ class _Capture:
 async def _stub_status(fd: int) -> int | None:
     """The program's wait status, as the stub reports it when the program ends; None when the
     stub ended without one (it failed, or the sandbox was killed first)."""
-    loop = asyncio.get_running_loop()
-    reported: asyncio.Future[int | None] = loop.create_future()
-    data = bytearray()
-
-    def readable() -> None:
-        try:
-            chunk = os.read(fd, 64)
-        except BlockingIOError:
-            return
-        data.extend(chunk)
-        if not chunk or data.endswith(b"\n"):
-            loop.remove_reader(fd)
-            try:
-                reported.set_result(int(data) if chunk else None)
-            except ValueError:
-                reported.set_result(None)
-
-    loop.add_reader(fd, readable)
-    try:
-        return await reported
-    finally:
-        if not reported.done():
-            loop.remove_reader(fd)
+    status = await _read_until(fd, _wait_status)
+    return None if status is None or status < 0 else status
 
 
 async def _relay_output(relay, pieces: asyncio.Queue) -> None:

@@ -46,9 +46,6 @@ class StageCgroup:
     driver: CgroupDriver
     name: str
 
-    def add(self, pid: int) -> None:
-        self.driver.add(self.name, pid)
-
     def cpu_time_ns(self) -> int:
         return self.driver.cpu_time_ns(self.name)
 
@@ -78,16 +75,23 @@ class CgroupDriver:
     def __init__(self, group: str) -> None:
         self.group = group  # this server's own directory, below which stage cgroups live
 
-    def create(self, name: str, memory_bytes: int, pids: int, cpus: float) -> StageCgroup:
+    def prepare(self) -> None:
+        """Make this server's own directories (the parents of every stage cgroup)."""
+        raise NotImplementedError
+
+    def launch_steps(self, name: str, memory_bytes: int, pids: int, cpus: float) -> list[str]:
+        """The sandbox helper's steps (helper.c, ``launch``) that create a stage's cgroup with
+        these limits and move the helper into it before it becomes bwrap."""
+        raise NotImplementedError
+
+    def adopt(self, name: str, memory_bytes: int, pids: int) -> StageCgroup:
+        """The stage cgroup that ``launch_steps`` create, with the limits they set."""
         raise NotImplementedError
 
     def set_limits(self, name: str, memory_bytes: int, pids: int) -> None:
         raise NotImplementedError
 
     def reset_stats(self, name: str) -> None:
-        raise NotImplementedError
-
-    def add(self, name: str, pid: int) -> None:
         raise NotImplementedError
 
     def cpu_time_ns(self, name: str) -> int:
@@ -189,18 +193,22 @@ class CgroupV1(CgroupDriver):
     def _file(self, controller: str, name: str, file: str) -> str:
         return f"{self._bases[controller]}{name}/{file}"
 
-    def _open_files(self, name: str) -> None:
-        files = self._open[name] = {}
-        for controller, file in V1_RUN_FILES:
-            if file == "memory.memsw.limit_in_bytes" and not self._has_swap_accounting:
-                continue
-            files[file] = os.open(self._file(controller, name, file), os.O_RDWR | os.O_CLOEXEC)
+    def _files(self, name: str) -> dict[str, int]:
+        files = self._open.get(name)
+        if files is None:
+            files = self._open[name] = {}
+            for controller, file in V1_RUN_FILES:
+                if file == "memory.memsw.limit_in_bytes" and not self._has_swap_accounting:
+                    continue
+                path = self._file(controller, name, file)
+                files[file] = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        return files
 
     def _put(self, name: str, file: str, value: int) -> None:
-        os.pwrite(self._open[name][file], str(value).encode(), 0)
+        os.pwrite(self._files(name)[file], str(value).encode(), 0)
 
     def _get(self, name: str, file: str) -> str:
-        return os.pread(self._open[name][file], 4096, 0).decode()
+        return os.pread(self._files(name)[file], 4096, 0).decode()
 
     def dirs(self, name: str) -> list[Path]:
         return [self._dir(c, name) for c in self.mounts]
@@ -208,21 +216,31 @@ class CgroupV1(CgroupDriver):
     def server_dirs(self) -> list[Path]:
         return [mount / "execbox" for mount in self.mounts.values()]
 
-    def create(self, name: str, memory_bytes: int, pids: int, cpus: float) -> StageCgroup:
+    def prepare(self) -> None:
+        for mount in self.mounts.values():
+            (mount / "execbox" / self.group).mkdir(parents=True, exist_ok=True)
+
+    def launch_steps(self, name: str, memory_bytes: int, pids: int, cpus: float) -> list[str]:
+        steps: list[str] = []
         for directory in self.dirs(name):
-            directory.mkdir(parents=True)
-        try:
-            self._open_files(name)
-            with contextlib.suppress(OSError):
-                _write(self._file("memory", name, "memory.swappiness"), "0")
-            self.set_limits(name, memory_bytes, pids)
-            if cpus > 0 and "cpu" in self.mounts:
-                period = 100_000
-                _write(self._file("cpu", name, "cpu.cfs_period_us"), str(period))
-                _write(self._file("cpu", name, "cpu.cfs_quota_us"), str(int(cpus * period)))
-        except BaseException:
-            self.remove(name)
-            raise
+            steps += ["mkdir", str(directory)]
+        steps += ["try-write", self._file("memory", name, "memory.swappiness"), "0"]
+        # A new cgroup has no limits: memory first, then memory+swap (never below memory).
+        steps += ["write", self._file("memory", name, "memory.limit_in_bytes"), str(memory_bytes)]
+        if self._has_swap_accounting:
+            swap = self._file("memory", name, "memory.memsw.limit_in_bytes")
+            steps += ["write", swap, str(memory_bytes)]
+        steps += ["write", self._file("pids", name, "pids.max"), str(pids)]
+        if cpus > 0 and "cpu" in self.mounts:
+            period = 100_000
+            steps += ["write", self._file("cpu", name, "cpu.cfs_period_us"), str(period)]
+            steps += ["write", self._file("cpu", name, "cpu.cfs_quota_us"), str(int(cpus * period))]
+        for controller in self.mounts:
+            steps += ["join", self._file(controller, name, "cgroup.procs")]
+        return steps
+
+    def adopt(self, name: str, memory_bytes: int, pids: int) -> StageCgroup:
+        self._limits[name] = (memory_bytes, pids)
         return StageCgroup(self, name)
 
     def set_limits(self, name: str, memory_bytes: int, pids: int) -> None:
@@ -244,10 +262,6 @@ class CgroupV1(CgroupDriver):
     def reset_stats(self, name: str) -> None:
         self._put(name, "memory.max_usage_in_bytes", 0)
         self._put(name, "cpuacct.usage", 0)
-
-    def add(self, name: str, pid: int) -> None:
-        for controller in self.mounts:
-            _write(self._file(controller, name, "cgroup.procs"), str(pid))
 
     def cpu_time_ns(self, name: str) -> int:
         return int(self._get(name, "cpuacct.usage"))
@@ -298,21 +312,25 @@ class CgroupV2(CgroupDriver):
     def server_dirs(self) -> list[Path]:
         return [self.base]
 
-    def create(self, name: str, memory_bytes: int, pids: int, cpus: float) -> StageCgroup:
+    def prepare(self) -> None:
         server = self.base / self.group
         if not server.exists():
             server.mkdir()
             _write(server / "cgroup.subtree_control", " ".join("+" + c for c in V2_CONTROLLERS))
+
+    def launch_steps(self, name: str, memory_bytes: int, pids: int, cpus: float) -> list[str]:
         directory = self._dir(name)
-        directory.mkdir()
-        with contextlib.suppress(OSError):
-            _write(directory / "memory.swap.max", "0")
-        with contextlib.suppress(OSError):
-            _write(directory / "memory.oom.group", "1")
-        self.set_limits(name, memory_bytes, pids)
+        steps = ["mkdir", str(directory)]
+        steps += ["try-write", str(directory / "memory.swap.max"), "0"]
+        steps += ["try-write", str(directory / "memory.oom.group"), "1"]
+        steps += ["write", str(directory / "memory.max"), str(memory_bytes)]
+        steps += ["write", str(directory / "pids.max"), str(pids)]
         if cpus > 0:
             period = 100_000
-            _write(directory / "cpu.max", f"{int(cpus * period)} {period}")
+            steps += ["write", str(directory / "cpu.max"), f"{int(cpus * period)} {period}"]
+        return [*steps, "join", str(directory / "cgroup.procs")]
+
+    def adopt(self, name: str, memory_bytes: int, pids: int) -> StageCgroup:
         return StageCgroup(self, name)
 
     def set_limits(self, name: str, memory_bytes: int, pids: int) -> None:
@@ -323,9 +341,6 @@ class CgroupV2(CgroupDriver):
         # v2 cannot reset its counters: remember where CPU time stood. (memory.peak keeps the
         # stub's few MiB if they were above the program's use.)
         self._cpu_base[name] = self._cpu_usec(name)
-
-    def add(self, name: str, pid: int) -> None:
-        _write(self._dir(name) / "cgroup.procs", str(pid))
 
     def _cpu_usec(self, name: str) -> int:
         return keyed(read(self._dir(name) / "cpu.stat"))["usage_usec"]

@@ -1,8 +1,16 @@
 /* execbox's native-sandbox helper: two small roles that must not cost a shell or a Python fork.
  *
- *   execbox-helper drop UID PROGRAM [ARG...]
- *       (host) become UID (gid UID, no supplementary groups) and exec PROGRAM (bwrap). The
- *       service can then spawn with vfork instead of a fork of its whole address space.
+ *   execbox-helper launch UID [STEP...] -- PROGRAM [ARG...]
+ *       (host, as root) prepare the stage, then become UID (gid UID, no supplementary groups)
+ *       and exec PROGRAM (bwrap). The steps, in the order given:
+ *           mkdir DIR               make a directory (a cgroup)
+ *           write FILE VALUE        write a control file (a cgroup limit)
+ *           try-write FILE VALUE    the same, where a failure does not matter
+ *           join FILE               write "0" to a cgroup.procs file: this process joins it, so
+ *                                   bwrap and every process of the sandbox start inside
+ *           tmpfs DIR OPTIONS       make DIR (0700) and mount a nosuid, nodev tmpfs on it
+ *       The service spawns it with vfork and no worker thread: the whole start of a box is one
+ *       process start, with no Python code between the fork and the sandbox.
  *   execbox-helper stub FD STATUS_FD
  *       (inside the sandbox) wait for the run's words on FD, NUL-separated: soft and hard CPU
  *       seconds, file size KiB, stack KiB, whether stderr joins stdout (1/0), then argv. Lower
@@ -25,6 +33,8 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <fcntl.h>
 
 #define MAX_WORDS_BYTES (16 << 20)
 #define FIXED_WORDS 5
@@ -114,6 +124,10 @@ static const char *describe(long error) {
     switch (error) {
     case EPERM: return "Operation not permitted";
     case ENOENT: return "No such file or directory";
+    case EEXIST: return "File exists";
+    case EBUSY: return "Device or resource busy";
+    case ENODEV: return "No such device";
+    case ENOSPC: return "No space left on device";
     case E2BIG: return "Argument list too long";
     case ENOEXEC: return "Exec format error";
     case EBADF: return "Bad file descriptor";
@@ -178,12 +192,83 @@ static size_t format_status(int status, char *out) {
     return used;
 }
 
-/* --- drop ----------------------------------------------------------------------------------- */
+/* --- launch ------------------------------------------------------------------------------ */
 
-static int drop(int argc, char **argv, char **envp) {
+static long write_file(const char *path, const char *value) {
+    long fd = SYS4(SYS_openat, AT_FDCWD, path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0);
+    if (failed(fd)) return fd;
+    long result = SYS3(SYS_write, fd, value, length(value));
+    SYS1(SYS_close, fd);
+    return failed(result) ? result : 0;
+}
+
+static int step_failed(const char *step, const char *path, long result) {
+    say((const char *[]){"execbox-helper: ", step, " ", path, ": ", describe(-result), NULL});
+    return 125;
+}
+
+/* Runs the steps up to "--"; returns the index of the program's argv, or -1 after a message. */
+/* Whether the n words after argv[i] exist and none of them is the "--" that ends the steps. */
+static int has_arguments(int argc, char **argv, int i, int n) {
+    for (int k = 1; k <= n; k++)
+        if (i + k >= argc || same(argv[i + k], "--")) return 0;
+    return 1;
+}
+
+static int arguments_of(const char *step) {
+    if (same(step, "mkdir") || same(step, "join")) return 1;
+    if (same(step, "write") || same(step, "try-write") || same(step, "tmpfs")) return 2;
+    return -1;
+}
+
+/* The index of the program's argv after the steps, or -1 (after a message) when the command
+ * line is malformed: checked whole before any step runs. */
+static int program_index(int argc, char **argv) {
+    int i = 3;
+    while (i < argc && !same(argv[i], "--")) {
+        int arguments = arguments_of(argv[i]);
+        if (arguments < 0 || !has_arguments(argc, argv, i, arguments)) {
+            usage("execbox-helper: unknown or incomplete step");
+            return -1;
+        }
+        i += 1 + arguments;
+    }
+    if (i + 1 >= argc) {
+        usage("execbox-helper: no program after --");
+        return -1;
+    }
+    return i + 1;
+}
+
+/* Runs the steps (well formed: see program_index); 0, or -1 after a message. */
+static int run_steps(char **argv, int end) {
+    for (int i = 3; i < end; i += 1 + arguments_of(argv[i])) {
+        const char *step = argv[i], *path = argv[i + 1];
+        long result;
+        if (same(step, "mkdir")) {
+            result = SYS3(SYS_mkdirat, AT_FDCWD, path, 0755);
+        } else if (same(step, "write") || same(step, "try-write")) {
+            result = write_file(path, argv[i + 2]);
+            if (same(step, "try-write")) result = 0;
+        } else if (same(step, "join")) {
+            result = write_file(path, "0");
+        } else {  /* tmpfs */
+            result = SYS3(SYS_mkdirat, AT_FDCWD, path, 0700);
+            if (!failed(result))
+                result = sys(SYS_mount, (long)"execbox", (long)path, (long)"tmpfs",
+                             MS_NOSUID | MS_NODEV, (long)argv[i + 2], 0);
+        }
+        if (failed(result)) return step_failed(step, path, result), -1;
+    }
+    return 0;
+}
+
+static int launch(int argc, char **argv, char **envp) {
     unsigned long long uid;
-    if (argc < 4 || !parse_number(argv[2], &uid) || uid == 0 || uid >= 0xffffffffULL)
-        return usage("execbox-helper: usage: drop UID PROGRAM [ARG...]");
+    if (argc < 5 || !parse_number(argv[2], &uid) || uid == 0 || uid >= 0xffffffffULL)
+        return usage("execbox-helper: usage: launch UID [STEP...] -- PROGRAM [ARG...]");
+    int program = program_index(argc, argv);
+    if (program < 0 || run_steps(argv, program - 1) < 0) return 125;
     long result = SYS2(SYS_setgroups, 0, NULL);
     if (!failed(result)) result = SYS3(SYS_setresgid, uid, uid, uid);
     if (!failed(result)) result = SYS3(SYS_setresuid, uid, uid, uid);
@@ -191,8 +276,8 @@ static int drop(int argc, char **argv, char **envp) {
     if ((unsigned long long)SYS0(SYS_getuid) != uid || (unsigned long long)SYS0(SYS_geteuid) != uid ||
         (unsigned long long)SYS0(SYS_getegid) != uid)
         return fail("execbox-helper", "the uid did not change", EPERM);
-    result = SYS3(SYS_execve, argv[3], argv + 3, envp);
-    return fail("execbox-helper", argv[3], -result);
+    result = SYS3(SYS_execve, argv[program], argv + program, envp);
+    return fail("execbox-helper", argv[program], -result);
 }
 
 /* --- stub ----------------------------------------------------------------------------------- */
@@ -366,8 +451,8 @@ __attribute__((used)) void start(long *stack) {
     char **argv = (char **)(stack + 1);
     char **envp = argv + argc + 1;
     int code = 125;
-    if (argc >= 2 && same(argv[1], "drop")) code = drop(argc, argv, envp);
+    if (argc >= 2 && same(argv[1], "launch")) code = launch(argc, argv, envp);
     else if (argc >= 2 && same(argv[1], "stub")) code = stub(argc, argv, envp);
-    else code = usage("execbox-helper: usage: drop UID PROGRAM [ARG...] | stub FD STATUS_FD");
+    else code = usage("execbox-helper: usage: launch UID [STEP...] -- PROGRAM [ARG...] | stub FD STATUS_FD");
     exit_with(code);
 }

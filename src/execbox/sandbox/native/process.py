@@ -1,9 +1,10 @@
-"""Start a process without blocking the event loop, and watch it with asyncio.
+"""Start a process and watch it with asyncio.
 
-asyncio's own subprocess support forks and waits for the exec on the event loop's thread,
-during which every other request stalls. Here the start (``start``) runs in a worker thread,
-together with whatever else the caller must do before the loop takes over; the pipes are then
-attached to the loop (``attach``), and the exit is seen through a pidfd.
+asyncio's own subprocess support forks and waits for the exec on the event loop's thread. Here
+the start (``start``) is a plain Popen, which spawns with vfork when it can (no preexec hook):
+starting the sandbox helper, a small static binary, then blocks the loop for a fraction of a
+millisecond. The pipes are attached to the loop (``attach``), and the exit is seen through a
+pidfd.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class Process:
 
 
 def start(argv: list[str], **popen_kwargs) -> subprocess.Popen:
-    """Start a process with pipes on all three standard streams (blocking: not on the loop)."""
+    """Start a process with pipes on all three standard streams."""
     return subprocess.Popen(
         argv,
         stdin=subprocess.PIPE,

@@ -142,6 +142,7 @@ class NativeSandbox:
             raise SandboxUnavailable("bubblewrap (bwrap) is not installed")
         self._cgroups = cgroups.detect(self.server)
         self._clean_dead_servers()
+        self._cgroups.prepare()
         self._seccomp = seccomp.build_filter()
         self.work_root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.state, 0o711)
@@ -248,12 +249,18 @@ class NativeSandbox:
         uid = await self._uids.get()
         stage = uuid.uuid4().hex[:16]
         work = self.work_root / stage
+        size = self.maximum.memory_mb * 1024 * 1024
+        memory, pids = self._start_limits.get(profile, (size, 16))
+        cpus = self.settings.cpus_per_stage
+        steps = self._cgroups.launch_steps(stage, memory, pids, cpus)
+        steps += ["tmpfs", str(work), workdir.tmpfs_options(size, uid)]
         try:
-            cgroup = await asyncio.to_thread(self._prepare, stage, work, uid, profile)
+            cgroup = self._cgroups.adopt(stage, memory, pids)
             box = await start_box(
                 launcher=self._helper,
                 bwrap=self._bwrap,
                 options=self._options(profile, work),
+                steps=steps,
                 stage=stage,
                 uid=uid,
                 work=work,
@@ -267,16 +274,6 @@ class NativeSandbox:
         if isinstance(box, str):
             self._background.spawn(self._cleanup(stage, work, uid))
         return box
-
-    def _prepare(self, stage: str, work: Path, uid: int, profile: Profile) -> cgroups.StageCgroup:
-        assert self._cgroups is not None
-        size = self.maximum.memory_mb * 1024 * 1024
-        work.mkdir(mode=0o700)
-        workdir.mount_tmpfs(work, size, uid)
-        memory, pids = self._start_limits.get(profile, (size, 16))
-        return self._cgroups.create(
-            stage, memory_bytes=memory, pids=pids, cpus=self.settings.cpus_per_stage
-        )
 
     async def _dispose_soon(self, box: Box) -> None:
         self._dispose(box)

@@ -1,4 +1,5 @@
-"""A stage's work directory: a fresh, size-limited tmpfs on the host, bound into the sandbox.
+"""A stage's work directory: a fresh, size-limited tmpfs on the host (mounted by the sandbox
+helper as it starts a box), bound into the sandbox.
 
 The host writes the program's files before the sandbox starts and reads artifacts after every
 sandboxed process is dead. It never follows a symlink and never opens anything but a regular
@@ -27,14 +28,9 @@ def _check(result: int, what: str) -> None:
         raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
-def mount_tmpfs(path: Path, size_bytes: int, uid: int) -> None:
-    options = f"size={size_bytes},mode=0700,uid={uid},gid={uid},nr_inodes=16384"
-    # MS_NOSUID | MS_NODEV; not MS_NOEXEC: compiled programs run from here.
-    flags = 0x2 | 0x4
-    _check(
-        _libc.mount(b"execbox", str(path).encode(), b"tmpfs", flags, options.encode()),
-        f"mount tmpfs on {path}",
-    )
+def tmpfs_options(size_bytes: int, uid: int) -> str:
+    """A work dir's tmpfs: its size, and owned by the sandbox's uid."""
+    return f"size={size_bytes},mode=0700,uid={uid},gid={uid},nr_inodes=16384"
 
 
 def unmount(path: Path) -> None:
