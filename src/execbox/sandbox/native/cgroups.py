@@ -18,15 +18,16 @@ from execbox.sandbox.cgroup_files import CGROUP_ROOT, cgroups_of, keyed, read
 
 V1_CONTROLLERS = ("memory", "pids", "cpuacct", "cpu")
 V2_CONTROLLERS = ("memory", "pids", "cpu")
-V1_RUN_FILES = (
-    ("memory", "memory.limit_in_bytes"),
-    ("memory", "memory.memsw.limit_in_bytes"),
-    ("memory", "memory.max_usage_in_bytes"),
-    ("memory", "memory.oom_control"),
-    ("memory", "memory.failcnt"),
-    ("pids", "pids.max"),
-    ("cpuacct", "cpuacct.usage"),
-)
+# The control files a run reads and writes, and their controllers.
+V1_FILES = {
+    "memory.limit_in_bytes": "memory",
+    "memory.memsw.limit_in_bytes": "memory",
+    "memory.max_usage_in_bytes": "memory",
+    "memory.oom_control": "memory",
+    "memory.failcnt": "memory",
+    "pids.max": "pids",
+    "cpuacct.usage": "cpuacct",
+}
 REMOVE_ATTEMPTS = 200
 
 
@@ -182,8 +183,8 @@ class CgroupV1(CgroupDriver):
         # Plain strings: these paths are built several times per run, on the event loop.
         self._bases = {c: f"{mount}/execbox/{group}/" for c, mount in mounts.items()}
         self._has_swap_accounting = (mounts["memory"] / "memory.memsw.limit_in_bytes").exists()
-        # Per stage, the control files a run uses, kept open from the cgroup's creation: a
-        # run then reads and writes them without a path lookup each time.
+        # Per stage, the control files a run uses, kept open once used: the watchdog and the
+        # result then read them without a path lookup each time.
         self._open: dict[str, dict[str, int]] = {}
         self._limits: dict[str, tuple[int, int]] = {}
 
@@ -193,22 +194,19 @@ class CgroupV1(CgroupDriver):
     def _file(self, controller: str, name: str, file: str) -> str:
         return f"{self._bases[controller]}{name}/{file}"
 
-    def _files(self, name: str) -> dict[str, int]:
-        files = self._open.get(name)
-        if files is None:
-            files = self._open[name] = {}
-            for controller, file in V1_RUN_FILES:
-                if file == "memory.memsw.limit_in_bytes" and not self._has_swap_accounting:
-                    continue
-                path = self._file(controller, name, file)
-                files[file] = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-        return files
+    def _fd(self, name: str, file: str) -> int:
+        """A stage's control file, opened on first use and kept open until its removal."""
+        files = self._open.setdefault(name, {})
+        fd = files.get(file)
+        if fd is None:
+            fd = files[file] = os.open(self._file(V1_FILES[file], name, file), os.O_RDWR)
+        return fd
 
     def _put(self, name: str, file: str, value: int) -> None:
-        os.pwrite(self._files(name)[file], str(value).encode(), 0)
+        os.pwrite(self._fd(name, file), str(value).encode(), 0)
 
     def _get(self, name: str, file: str) -> str:
-        return os.pread(self._files(name)[file], 4096, 0).decode()
+        return os.pread(self._fd(name, file), 4096, 0).decode()
 
     def dirs(self, name: str) -> list[Path]:
         return [self._dir(c, name) for c in self.mounts]
