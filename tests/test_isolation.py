@@ -136,6 +136,20 @@ def test_toolchain_and_system_are_read_only(run, path):
     assert "WROTE" not in body["run"]["stdout"]
 
 
+def test_dev_holds_only_harmless_devices(run, backend):
+    code = (
+        "for d in /dev/*; do [ -c $d ] && echo $d; done; "
+        "echo x > /dev/null && head -c 4 /dev/urandom | wc -c; "
+        "echo s > /dev/shm/f && cat /dev/shm/f; echo x > /dev/evil && echo WROTE"
+    )
+    lines = run("bash", code)["run"]["stdout"].split()
+    devices = {line for line in lines if line.startswith("/dev/")}
+    # null, zero, full, random, urandom, tty (docker: also its console and ptmx)
+    expected = {f"/dev/{n}" for n in ("null", "zero", "full", "random", "urandom", "tty")}
+    assert expected <= devices <= expected | {"/dev/console", "/dev/ptmx"}, devices
+    assert lines[-2:] == ["4", "s"]  # devices work, /dev/shm is writable, /dev itself is not
+
+
 def test_python_installation_is_read_only(run):
     code = (
         "import sys, os\nfor d in (sys.base_prefix, os.path.dirname(os.__file__)):\n"

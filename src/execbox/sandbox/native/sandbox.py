@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import shutil
+import stat
 import uuid
 from pathlib import Path
 
@@ -95,6 +96,31 @@ def _prepare_sandbox_dir(directory: Path, helper_path: str) -> list[str]:
     return ["--ro-bind", str(directory), SANDBOX_DIR, *args]
 
 
+# What bwrap's --dev makes: the harmless character devices, and links to the descriptors.
+DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8), "urandom": (1, 9)}
+DEVICES["tty"] = (5, 0)
+DEV_LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1"}
+DEV_LINKS["stderr"] = "/proc/self/fd/2"
+
+
+def _prepare_dev_dir(directory: Path) -> list[str]:
+    """A /dev for every box, made once: a small read-only tmpfs holding the device nodes that
+    bwrap's --dev would bind one by one into each box (six binds, each re-reading the whole
+    mount table: ~0.7 ms of CPU per box here). No pseudo-terminals (no devpts)."""
+    nosuid = 0x2  # devices must work here: not nodev
+    directory.mkdir(exist_ok=True)
+    workdir.mount_tmpfs(directory, "mode=0755,size=65536,nr_inodes=64", nosuid)
+    for name, (major, minor) in DEVICES.items():
+        os.mknod(directory / name, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+        os.chmod(directory / name, 0o666)
+    for name, target in DEV_LINKS.items():
+        os.symlink(target, directory / name)
+    for name in ("shm", "pts"):
+        (directory / name).mkdir(mode=0o755)
+    workdir.remount_readonly(directory, nosuid)
+    return ["--dev-bind", str(directory), "/dev"]
+
+
 def _remove_server_dir(directory: Path) -> None:
     """Remove a server's state; never while anything is still mounted below it (a toolchain
     bind would be deleted through it)."""
@@ -152,6 +178,7 @@ class NativeSandbox:
             raise SandboxUnavailable(str(err)) from err
         sandbox_dir = self.state / self.server / "sandbox"
         sandbox_args = await asyncio.to_thread(_prepare_sandbox_dir, sandbox_dir, self._helper)
+        dev_args = await asyncio.to_thread(_prepare_dev_dir, self.state / self.server / "dev")
         self._base_args = [
             "--unshare-all",
             "--unshare-user",
@@ -166,7 +193,7 @@ class NativeSandbox:
             *_root_fs_args(),
             *sandbox_args,
             "--proc", "/proc",
-            "--dev", "/dev",
+            *dev_args,
         ]  # fmt: skip
         base = self.settings.sandbox_uid_base
         for uid in range(base, base + UID_POOL_SIZE):

@@ -33,6 +33,19 @@ def tmpfs_options(size_bytes: int, uid: int) -> str:
     return f"size={size_bytes},mode=0700,uid={uid},gid={uid},nr_inodes=16384"
 
 
+def mount_tmpfs(path: Path, options: str, flags: int) -> None:
+    _check(
+        _libc.mount(b"execbox", str(path).encode(), b"tmpfs", flags, options.encode()),
+        f"mount tmpfs on {path}",
+    )
+
+
+def remount_readonly(path: Path, flags: int) -> None:
+    ms_rdonly, ms_remount = 0x1, 0x20
+    flags |= ms_remount | ms_rdonly
+    _check(_libc.mount(None, str(path).encode(), None, flags, None), f"remount {path}")
+
+
 def unmount(path: Path) -> None:
     _check(_libc.umount2(str(path).encode(), MNT_DETACH), f"unmount {path}")
 
