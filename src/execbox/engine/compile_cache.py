@@ -66,6 +66,9 @@ class CompileCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __contains__(self, key: str) -> bool:
+        return key in self._entries
+
     @property
     def bytes(self) -> int:
         return self._bytes

@@ -88,7 +88,7 @@ class Engine:
     def expecting(self, job: Job) -> Iterator[None]:
         """Around a job's wait for its slot: its first sandbox may start during the wait, so
         that the slot is spent running programs rather than starting sandboxes."""
-        expectation = self.sandbox.expect(job.first_stage())
+        expectation = self.sandbox.expect(job.first_stage(self.compile_cache))
         try:
             yield
         finally:

@@ -90,6 +90,7 @@ class Job:
         self.request = request
         self.run_limits = run_limits
         self.compile_limits = compile_limits
+        self._key: str | None = None
 
     @property
     def language(self):
@@ -150,11 +151,22 @@ class Job:
         worst = next((r.status for r in reports if r.status is not Status.OK), Status.OK)
         return self._result(worst, compile_report, reports)
 
-    def first_stage(self) -> StageSpec:
-        """The stage this job starts with (its files aside): what its sandbox is started as."""
+    def first_stage(self, cache: CompileCache | None = None) -> StageSpec:
+        """The stage this job starts with (its files aside): what its sandbox is started as.
+        A compile the cache already holds is skipped: the job starts with its run."""
         if self.language.compile is not None:
-            return self._compile_spec([])
+            spec = self._compile_spec([])
+            if cache is None or self._compile_key(spec) not in cache:
+                return spec
         return self._run_spec([], b"")
+
+    def _compile_key(self, spec: StageSpec) -> str:
+        """The compile cache's key (computed once: it hashes every source file)."""
+        if self._key is None:
+            limits = [str(getattr(self.compile_limits, n)) for n in Limits.names()]
+            argv, files = [*spec.argv, *limits], self.request.files
+            self._key = cache_key(self.language.name, self.runtime.version, argv, files)
+        return self._key
 
     def _run_spec(
         self, files: list[SandboxFile], stdin: bytes, interactive: Interactive | None = None
@@ -209,11 +221,7 @@ class Job:
 
         if cache is None:
             return await compile_(), False
-        limits = [str(getattr(self.compile_limits, n)) for n in Limits.names()]
-        key = cache_key(
-            self.language.name, self.runtime.version, [*spec.argv, *limits], self.request.files
-        )
-        return await cache.get_or_compile(key, compile_)
+        return await cache.get_or_compile(self._compile_key(spec), compile_)
 
     def _result(self, status, compile_report, reports: list[StageReport]) -> ExecutionResult:
         return ExecutionResult(
