@@ -221,6 +221,21 @@ def test_interactive_signal(server):
         assert {"type": "exit", "stage": "run", "code": None, "signal": "SIGTERM"} in rest
 
 
+def test_interactive_signal_reaches_the_program_only(server):
+    # A program that handles the signal goes on: the signal reached it, and nothing around it
+    # (the sandbox's pid 1, bwrap) was hit by it.
+    code = "trap 'echo caught' INT; echo ready; sleep 1; echo after"
+    with ws(server) as socket:
+        send_init(socket, "bash", code)
+        while json.loads(socket.recv(timeout=10)).get("data") != "ready\n":
+            pass
+        socket.send(json.dumps({"type": "signal", "signal": "SIGINT"}))
+        rest = events_until_close(socket)
+        output = "".join(e.get("data", "") for e in rest if e["type"] == "data")
+        assert output == "caught\nafter\n", rest
+        assert {"type": "exit", "stage": "run", "code": 0, "signal": None} in rest, rest
+
+
 def test_interactive_time_limit(server):
     with ws(server) as socket:
         send_init(socket, "bash", "sleep 30", run_timeout=700)

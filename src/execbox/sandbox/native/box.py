@@ -483,11 +483,13 @@ async def _feed_live(stdin: asyncio.StreamWriter, pieces: asyncio.Queue[bytes | 
 
 
 async def _relay_signals(box: Box, numbers: asyncio.Queue[int]) -> None:
-    """Send the client's signals to every process of the run but the stub (pid 1)."""
+    """Send the client's signals to every process of the run but the stub (pid 1) and bwrap
+    (outside the sandbox, in its cgroup: a signal that ends it takes the sandbox down)."""
+    keep = {box.init_pid, box.process.pid}
     while True:
         number = await numbers.get()
         for pid in await asyncio.to_thread(box.cgroup.procs):
-            if pid != box.init_pid:
+            if pid not in keep:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, number)
 
