@@ -47,7 +47,10 @@ def stub(
         os.close(status_write)
         status_write = -1
         reported = os.read(status_read, 64)
-        return done, int(reported) if reported else None
+        # The stub says it runs, then (if it started the program) the program's wait status.
+        assert reported.startswith(b"ready\n"), reported
+        status = reported.removeprefix(b"ready\n")
+        return done, int(status) if status else None
     finally:
         for fd in (read_end, status_read, status_write):
             if fd >= 0:

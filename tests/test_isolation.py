@@ -136,6 +136,21 @@ def test_toolchain_and_system_are_read_only(run, path):
     assert "WROTE" not in body["run"]["stdout"]
 
 
+def test_a_run_s_work_dir_exists_only_inside_its_sandbox(run, backend):
+    # A run's /box is a tmpfs mounted inside the sandbox (the host writes the files through the
+    # sandbox's pid 1 before anything runs): no host mount per run, nothing for the host to read
+    # back. A compile stage's work dir is the host's (its artifacts are collected).
+    body = run("bash", "grep ' /box ' /proc/self/mountinfo; ls -ln /box")
+    mount, listing = body["run"]["stdout"].split("\n", 1)
+    assert "main.sh" in listing, listing
+    if backend == "docker":
+        assert " - tmpfs " in mount, mount  # the container's own tmpfs
+        return
+    # bwrap's tmpfs (the host's were named "execbox"), owned by the sandbox's user
+    assert " - tmpfs tmpfs " in mount and "mode=700" in mount, mount
+    assert " 1000 1000 " in listing, listing
+
+
 def test_dev_holds_only_harmless_devices(run, backend):
     code = (
         "for d in /dev/*; do [ -c $d ] && echo $d; done; "

@@ -42,6 +42,7 @@ INLINE_LOAD_BYTES = 256 * 1024
 # stage's cgroup beside the program's processes.
 BOX_PROCESSES = 2
 T = TypeVar("T")
+STUB_READY = b"ready\n"
 
 
 def _stub_argv(command_fd: int, status_fd: int) -> list[str]:
@@ -51,14 +52,17 @@ def _stub_argv(command_fd: int, status_fd: int) -> list[str]:
 
 @dataclass(frozen=True)
 class Profile:
-    """What a box is started with and cannot change later: toolchain mounts and environment."""
+    """What a box is started with and cannot change later: toolchain mounts, environment, and
+    where its work dir lives: on the host (a compile stage, whose files the host reads after
+    the stage) or only inside the box (a run: no host mount at all)."""
 
     mounts: tuple[str, ...]
     env: tuple[tuple[str, str], ...]
+    host_work: bool = False
 
     @classmethod
     def of(cls, spec: StageSpec) -> Profile:
-        return cls(tuple(spec.mounts), tuple(sorted(spec.env.items())))
+        return cls(tuple(spec.mounts), tuple(sorted(spec.env.items())), spec.collect_files)
 
 
 @dataclass
@@ -123,6 +127,11 @@ def _child_pid(data: bytes) -> int | None:
         return None
 
 
+def _ready(data: bytes) -> bool | None:
+    """The stub's first line on its status pipe: it runs, so the sandbox is set up."""
+    return True if data == STUB_READY else None
+
+
 def _wait_status(data: bytes) -> int | None:
     """The stub's report: the program's wait status and a newline."""
     if not data.endswith(b"\n"):
@@ -164,6 +173,10 @@ class Box:
     @property
     def alive(self) -> bool:
         return self.process.returncode is None
+
+    def check_alive(self) -> None:
+        """Raise unless the sandbox's pid 1 still runs (its pid was not recycled)."""
+        signal.pidfd_send_signal(self.init, 0)
 
     def kill_init(self) -> None:
         """Kill the sandbox's pid 1: the kernel then kills every process of its pid namespace,
@@ -235,7 +248,14 @@ async def start_box(
                 init = os.pidfd_open(child)
             except ProcessLookupError:
                 child = None  # bwrap gave up right after starting the sandbox
+        # bwrap reports the sandbox's pid before it mounts its file systems; the stub says when
+        # it runs, which is after all of that.
+        if child is not None and await _read_until(status_read, _ready) is None:
+            child = None
         if child is None:
+            if init >= 0:
+                os.close(init)
+                init = -1
             await box_process.wait()
             stderr = process.read_now(box_process.stderr)
             box_process.close_pipes()
@@ -288,7 +308,14 @@ def box_pids(limits: Limits) -> int:
 
 
 def _load(box: Box, spec: StageSpec) -> None:
-    workdir.write_files(box.work, spec.files, box.uid)
+    if box.profile.host_work:
+        workdir.write_files(box.work, spec.files, box.uid)
+    elif spec.files:
+        # The work dir is a tmpfs inside the box, reached through its pid 1's root. Nothing of
+        # the program has run yet (the stub waits for its command), so nothing in there can
+        # have been planted; the pidfd check after the open rules out a recycled pid.
+        root = f"/proc/{box.init_pid}/root{WORKDIR}"
+        workdir.write_files(Path(root), spec.files, box.uid, alive=box.check_alive, as_uid=True)
     box.cgroup.set_limits(spec.limits.memory_mb * 1024 * 1024, box_pids(spec.limits))
     box.cgroup.reset_stats()
 

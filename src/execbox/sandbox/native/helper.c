@@ -12,7 +12,8 @@
  *       The service spawns it with vfork and no worker thread: the whole start of a box is one
  *       process start, with no Python code between the fork and the sandbox.
  *   execbox-helper stub FD STATUS_FD
- *       (inside the sandbox) wait for the run's words on FD, NUL-separated: soft and hard CPU
+ *       (inside the sandbox) write "ready\n" on STATUS_FD (bwrap has finished setting up the
+ *       sandbox), then wait for the run's words on FD, NUL-separated: soft and hard CPU
  *       seconds, file size KiB, stack KiB, whether stderr joins stdout (1/0), then argv. Lower
  *       the rlimits (setting another uid's limits from the host would need CAP_SYS_RESOURCE),
  *       start the program, and write its wait status on STATUS_FD the moment it ends: the host
@@ -40,6 +41,7 @@
 #define FIXED_WORDS 5
 #define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
 #define MAX_PATH_BYTES 4096
+#define READY "ready\n"
 
 /* --- the few system calls it needs -------------------------------------------------------- */
 
@@ -387,6 +389,8 @@ static int stub(int argc, char **argv, char **envp) {
     unsigned long long fd, status_fd;
     if (argc != 4 || !parse_number(argv[2], &fd) || !parse_number(argv[3], &status_fd))
         return usage("stub: usage: stub FD STATUS_FD");
+    /* The sandbox is set up (bwrap execs its first program last): the host may now use it. */
+    SYS3(SYS_write, status_fd, READY, length(READY));
     size_t size;
     long error = 0;
     char *data = read_all((int)fd, &size, &error);

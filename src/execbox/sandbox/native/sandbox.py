@@ -280,7 +280,8 @@ class NativeSandbox:
         memory, pids = self._start_limits.get(profile, (size, 16))
         cpus = self.settings.cpus_per_stage
         steps = self._cgroups.launch_steps(stage, memory, pids, cpus)
-        steps += ["tmpfs", str(work), workdir.tmpfs_options(size, uid)]
+        if profile.host_work:
+            steps += ["tmpfs", str(work), workdir.tmpfs_options(size, uid)]
         try:
             cgroup = self._cgroups.adopt(stage, memory, pids)
             box = await start_box(
@@ -355,7 +356,12 @@ class NativeSandbox:
         tmp_size = str(self.maximum.memory_mb * 1024 * 1024)
         args += ["--size", tmp_size, "--tmpfs", "/tmp"]
         args += ["--size", tmp_size, "--tmpfs", "/dev/shm"]
-        args += ["--bind", str(work), WORKDIR, "--chdir", WORKDIR, "--remount-ro", "/"]
+        if profile.host_work:
+            args += ["--bind", str(work), WORKDIR]
+        else:
+            # Only in the box: no host mount, which every bwrap would read in the mount table.
+            args += ["--size", tmp_size, "--perms", "0700", "--tmpfs", WORKDIR]
+        args += ["--chdir", WORKDIR, "--remount-ro", "/"]
         args += ["--clearenv"]
         for key, value in {**ENV, **dict(profile.env)}.items():
             args += ["--setenv", key, value]

@@ -1,5 +1,6 @@
-"""A stage's work directory: a fresh, size-limited tmpfs on the host (mounted by the sandbox
-helper as it starts a box), bound into the sandbox.
+"""A stage's work directory: a fresh, size-limited tmpfs, either on the host (mounted by the
+sandbox helper as it starts a box, bound into the sandbox: a compile stage's, whose files the
+host reads back) or only inside the box (a run's, reached through the box's pid 1).
 
 The host writes the program's files before the sandbox starts and reads artifacts after every
 sandboxed process is dead. It never follows a symlink and never opens anything but a regular
@@ -11,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import os
 import stat
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from execbox.sandbox.base import SandboxFile
@@ -77,44 +80,73 @@ def unmount_all_under(prefix: Path) -> bool:
     return not mounts_under(prefix)
 
 
-def write_files(root: Path, files: list[SandboxFile], uid: int) -> None:
-    """Write the files into a fresh work dir; paths were validated by the engine."""
+@contextlib.contextmanager
+def file_identity(uid: int) -> Iterator[None]:
+    """For the block, this thread creates files as ``uid`` (fsuid and fsgid; glibc does not
+    pass setfsuid on to other threads). Needed in a box's own tmpfs: its user namespace does
+    not map the host's root, which cannot own a file there (EOVERFLOW)."""
+    previous_gid = _libc.setfsgid(uid)
+    previous_uid = _libc.setfsuid(uid)
+    try:
+        if _libc.setfsuid(-1) != uid or _libc.setfsgid(-1) != uid:
+            raise OSError(errno.EPERM, "cannot write files as the sandbox's uid")
+        yield
+    finally:
+        _libc.setfsuid(previous_uid)
+        _libc.setfsgid(previous_gid)
+
+
+def write_files(
+    root: Path,
+    files: list[SandboxFile],
+    uid: int,
+    alive: Callable[[], None] | None = None,
+    as_uid: bool = False,
+) -> None:
+    """Write the files into a fresh work dir; paths were validated by the engine. ``alive``
+    is called once the work dir is open (it raises if the dir may not be the one meant);
+    ``as_uid``: create them as the sandbox's uid (see file_identity)."""
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
-        for item in files:
-            parts = Path(item.path).parts
-            dir_fd = os.dup(root_fd)
-            try:
-                for part in parts[:-1]:
-                    try:
-                        os.mkdir(part, 0o755, dir_fd=dir_fd)
-                        os.chown(part, uid, uid, dir_fd=dir_fd, follow_symlinks=False)
-                    except FileExistsError:
-                        pass
-                    next_fd = os.open(
-                        part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd
-                    )
-                    os.close(dir_fd)
-                    dir_fd = next_fd
-                mode = 0o755 if item.executable else 0o644
-                fd = os.open(
-                    parts[-1],
-                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                    mode,
-                    dir_fd=dir_fd,
-                )
-                try:
-                    view = memoryview(item.content)
-                    while view:
-                        view = view[os.write(fd, view) :]
-                    os.fchown(fd, uid, uid)
-                    os.fchmod(fd, mode)
-                finally:
-                    os.close(fd)
-            finally:
-                os.close(dir_fd)
+        if alive is not None:
+            alive()
+        with file_identity(uid) if as_uid else contextlib.nullcontext():
+            _write_all(root_fd, files, uid)
     finally:
         os.close(root_fd)
+
+
+def _write_all(root_fd: int, files: list[SandboxFile], uid: int) -> None:
+    for item in files:
+        parts = Path(item.path).parts
+        dir_fd = os.dup(root_fd)
+        try:
+            for part in parts[:-1]:
+                try:
+                    os.mkdir(part, 0o755, dir_fd=dir_fd)
+                    os.chown(part, uid, uid, dir_fd=dir_fd, follow_symlinks=False)
+                except FileExistsError:
+                    pass
+                next_fd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+                os.close(dir_fd)
+                dir_fd = next_fd
+            mode = 0o755 if item.executable else 0o644
+            fd = os.open(
+                parts[-1],
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                mode,
+                dir_fd=dir_fd,
+            )
+            try:
+                view = memoryview(item.content)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fchown(fd, uid, uid)
+                os.fchmod(fd, mode)
+            finally:
+                os.close(fd)
+        finally:
+            os.close(dir_fd)
 
 
 def collect_files(root: Path, max_bytes: int) -> list[SandboxFile]:
