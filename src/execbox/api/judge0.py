@@ -382,7 +382,7 @@ def outcome(submission: Submission) -> dict[str, Any]:
         return {
             **fields,
             "status": status,
-            "compile_output": compile_.stdout + compile_.stderr,
+            "compile_output": compile_.combined_output(),
             "message": message,
         }
     runs = result.cases or ([result.run] if result.run else [])
@@ -394,9 +394,7 @@ def outcome(submission: Submission) -> dict[str, Any]:
         "message": message,
         "stdout": last.stdout,
         "stderr": last.stderr if not shown["redirect_stderr_to_stdout"] else b"",
-        "compile_output": (result.compile.stdout + result.compile.stderr)
-        if result.compile
-        else None,
+        "compile_output": result.compile.combined_output() if result.compile else None,
         "exit_code": last.exit_code if last.exit_code is not None else (None if last.signal else 0),
         "exit_signal": int(getattr(signals, last.signal, 0)) or None if last.signal else None,
         "time": _seconds(sum(r.cpu_time_ms for r in runs) / len(runs)),
