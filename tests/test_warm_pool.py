@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import subprocess
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -131,6 +133,16 @@ class Starts:
         return object()
 
 
+def synchronously(test: Callable[[], Awaitable[None]]) -> Callable[[], None]:
+    """A test of asyncio code, run to its end in an event loop of its own."""
+
+    @functools.wraps(test)
+    def run() -> None:
+        asyncio.run(test())
+
+    return run
+
+
 async def settle() -> None:
     for _ in range(5):
         await asyncio.sleep(0)
@@ -140,11 +152,8 @@ async def nothing(_sandbox: object) -> None:
     pass
 
 
-def test_announced_stages_get_sandboxes_beyond_the_size_up_to_most():
-    asyncio.run(_announced_stages_get_sandboxes_beyond_the_size_up_to_most())
-
-
-async def _announced_stages_get_sandboxes_beyond_the_size_up_to_most():
+@synchronously
+async def test_announced_stages_get_sandboxes_beyond_the_size_up_to_most():
     starts = Starts()
     pool: WarmPool[str, object] = WarmPool(2, starts, nothing, most=4)
     pool.refill_soon("bash")
@@ -164,11 +173,8 @@ async def _announced_stages_get_sandboxes_beyond_the_size_up_to_most():
     await pool.close()
 
 
-def test_a_withdrawn_or_settled_expectation_counts_once():
-    asyncio.run(_a_withdrawn_or_settled_expectation_counts_once())
-
-
-async def _a_withdrawn_or_settled_expectation_counts_once():
+@synchronously
+async def test_a_withdrawn_or_settled_expectation_counts_once():
     starts = Starts()
     pool: WarmPool[str, object] = WarmPool(1, starts, nothing, most=10)
     first, second = pool.expect("py"), pool.expect("py")
@@ -182,11 +188,8 @@ async def _a_withdrawn_or_settled_expectation_counts_once():
     await pool.close()
 
 
-def test_expectations_are_ignored_without_a_pool_and_failures_do_not_loop():
-    asyncio.run(_expectations_are_ignored_without_a_pool_and_failures_do_not_loop())
-
-
-async def _expectations_are_ignored_without_a_pool_and_failures_do_not_loop():
+@synchronously
+async def test_expectations_are_ignored_without_a_pool_and_failures_do_not_loop():
     starts = Starts()
     pool: WarmPool[str, object] = WarmPool(0, starts, nothing, most=10)
     pool.expect("bash").withdraw()
