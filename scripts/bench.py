@@ -497,11 +497,12 @@ def write_report(cases, cache, throughput, rates, service, started_at) -> str:
     for name, rate in rates.items():
         lines.append(f"| {name} | {rate:.0f} |")
     pairs = service["pairs"]
-    ratios = ", ".join(f"{served / bare:.2f}" for served, bare in pairs)
+    ratios = [served / bare for served, bare in pairs]
     lines += [
         "",
         f"The highest concurrency and the bare sandbox were measured in {len(pairs)} alternating "
-        f"rounds (medians above); execbox / bare sandbox per round: {ratios}.",
+        "rounds (medians above). execbox / bare sandbox per round: "
+        f"{', '.join(f'{r:.2f}' for r in ratios)}; median {statistics.median(ratios):.2f}.",
     ]
     lines += [
         "",
