@@ -15,7 +15,12 @@ import logging
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
+from execbox.sandbox.background import BackgroundTasks
+
 log = logging.getLogger("execbox.sandbox")
+
+# How long closing the pool waits for the sandboxes still starting.
+START_WAIT_S = 30
 
 P = TypeVar("P", bound=Hashable)
 S = TypeVar("S")
@@ -57,7 +62,7 @@ class WarmPool(Generic[P, S]):
         self._waiting: dict[P, list[S]] = {}
         self._starting: dict[P, int] = {}
         self._expected: dict[P, list[Expectation]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks()
         self._closing = False
 
     def expect(self, profile: P) -> Expectation:
@@ -104,9 +109,7 @@ class WarmPool(Generic[P, S]):
         missing = self._target(profile) - waiting - self._starting.get(profile, 0)
         for _ in range(missing):
             self._starting[profile] = self._starting.get(profile, 0) + 1
-            task = asyncio.create_task(self._start_one(profile))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks.spawn(self._start_one(profile))
 
     async def _start_one(self, profile: P) -> None:
         try:
@@ -126,8 +129,7 @@ class WarmPool(Generic[P, S]):
     async def close(self) -> None:
         """Stop refilling and dispose of every waiting sandbox."""
         self._closing = True
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=30)
+        await self._tasks.wait(START_WAIT_S)
         waiting = [s for sandboxes in self._waiting.values() for s in sandboxes]
         self._waiting.clear()
         await asyncio.gather(*(self._dispose(s) for s in waiting), return_exceptions=True)
