@@ -127,19 +127,9 @@ def _child_pid(data: bytes) -> int | None:
         return None
 
 
-def _ready(data: bytes) -> bool | None:
-    """The stub's first line on its status pipe: it runs, so the sandbox is set up."""
-    return True if data == STUB_READY else None
-
-
-def _wait_status(data: bytes) -> int | None:
-    """The stub's report: the program's wait status and a newline."""
-    if not data.endswith(b"\n"):
-        return None
-    try:
-        return int(data)
-    except ValueError:
-        return -1  # never from the stub; taken as "no status" below
+def _line(data: bytes) -> bytes | None:
+    """What the stub writes on its status pipe comes a line at a time."""
+    return data if data.endswith(b"\n") else None
 
 
 def stub_words(limits: Limits, argv: list[str], merge_stderr: bool = False) -> bytes:
@@ -161,7 +151,7 @@ def stub_words(limits: Limits, argv: list[str], merge_stderr: bool = False) -> b
 class Box:
     stage: str
     uid: int
-    work: Path
+    work: Path | None  # the host work dir (a compile's); None: the work dir is in the box
     cgroup: cgroups.StageCgroup
     process: Process
     init: int  # a pidfd of the sandbox's pid 1: signalling it cannot hit a recycled pid
@@ -206,7 +196,7 @@ async def start_box(
     steps: list[str],
     stage: str,
     uid: int,
-    work: Path,
+    work: Path | None,
     cgroup: cgroups.StageCgroup,
     profile: Profile,
     seccomp_program: bytes,
@@ -250,7 +240,7 @@ async def start_box(
                 child = None  # bwrap gave up right after starting the sandbox
         # bwrap reports the sandbox's pid before it mounts its file systems; the stub says when
         # it runs, which is after all of that.
-        if child is not None and await _read_until(status_read, _ready) is None:
+        if child is not None and await _read_until(status_read, _line) != STUB_READY:
             child = None
         if child is None:
             if init >= 0:
@@ -303,12 +293,12 @@ async def run_in_box(box: Box, spec: StageSpec, cpus: float) -> StageResult:
 
 
 def box_pids(limits: Limits) -> int:
-    """The stage cgroup's process limit: the program's, and the stub's."""
+    """The stage cgroup's process limit: the program's, and bwrap's and the stub's."""
     return limits.processes + BOX_PROCESSES
 
 
 def _load(box: Box, spec: StageSpec) -> None:
-    if box.profile.host_work:
+    if box.work is not None:
         workdir.write_files(box.work, spec.files, box.uid)
     elif spec.files:
         # The work dir is a tmpfs inside the box, reached through its pid 1's root. Nothing of
@@ -373,8 +363,11 @@ class _Capture:
 async def _stub_status(fd: int) -> int | None:
     """The program's wait status, as the stub reports it when the program ends; None when the
     stub ended without one (it failed, or the sandbox was killed first)."""
-    status = await _read_until(fd, _wait_status)
-    return None if status is None or status < 0 else status
+    line = await _read_until(fd, _line)
+    try:
+        return None if line is None else int(line)
+    except ValueError:
+        return None
 
 
 async def _relay_output(relay, pieces: asyncio.Queue) -> None:

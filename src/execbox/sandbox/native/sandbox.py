@@ -97,10 +97,20 @@ def _prepare_sandbox_dir(directory: Path, helper_path: str) -> list[str]:
 
 
 # What bwrap's --dev makes: the harmless character devices, and links to the descriptors.
-DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8), "urandom": (1, 9)}
-DEVICES["tty"] = (5, 0)
-DEV_LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1"}
-DEV_LINKS["stderr"] = "/proc/self/fd/2"
+DEVICES = {
+    "null": (1, 3),
+    "zero": (1, 5),
+    "full": (1, 7),
+    "random": (1, 8),
+    "urandom": (1, 9),
+    "tty": (5, 0),
+}
+DEV_LINKS = {
+    "fd": "/proc/self/fd",
+    "stdin": "/proc/self/fd/0",
+    "stdout": "/proc/self/fd/1",
+    "stderr": "/proc/self/fd/2",
+}
 
 
 def _prepare_dev_dir(directory: Path) -> list[str]:
@@ -249,6 +259,7 @@ class NativeSandbox:
             result = await run_in_box(box, spec, self.settings.cpus_per_stage)
             # Every process of the stage is dead by now: reading its files is safe.
             if spec.collect_files and result.internal_error is None:
+                assert box.work is not None  # a collecting stage's profile has a host work dir
                 budget = spec.limits.memory_mb * 1024 * 1024
                 result.files = await asyncio.to_thread(workdir.collect_files, box.work, budget)
             return result
@@ -275,12 +286,13 @@ class NativeSandbox:
         assert self._cgroups is not None and self._bwrap is not None
         uid = await self._uids.get()
         stage = uuid.uuid4().hex[:16]
-        work = self.work_root / stage
+        # A host work dir only for a stage whose files the host reads back (a compile).
+        work = self.work_root / stage if profile.host_work else None
         size = self.maximum.memory_mb * 1024 * 1024
         memory, pids = self._start_limits.get(profile, (size, 16))
         cpus = self.settings.cpus_per_stage
         steps = self._cgroups.launch_steps(stage, memory, pids, cpus)
-        if profile.host_work:
+        if work is not None:
             steps += ["tmpfs", str(work), workdir.tmpfs_options(size, uid)]
         try:
             cgroup = self._cgroups.adopt(stage, memory, pids)
@@ -310,7 +322,9 @@ class NativeSandbox:
         """Kill a box and remove its cgroup and work dir, off the caller's path."""
         self._background.spawn(self._cleanup(box.stage, box.work, box.uid, box))
 
-    async def _cleanup(self, stage: str, work: Path, uid: int, box: Box | None = None) -> None:
+    async def _cleanup(
+        self, stage: str, work: Path | None, uid: int, box: Box | None = None
+    ) -> None:
         assert self._cgroups is not None
         try:
             if box is not None:
@@ -323,11 +337,12 @@ class NativeSandbox:
         finally:
             self._uids.put_nowait(uid)
 
-    def _remove_stage(self, stage: str, work: Path) -> None:
-        """Remove a dead box's cgroup (after killing any straggler) and its work dir."""
+    def _remove_stage(self, stage: str, work: Path | None) -> None:
+        """Remove a dead box's cgroup (after killing any straggler) and its host work dir."""
         assert self._cgroups is not None
         self._cgroups.remove(stage)
-        self._dispose_workdir(work)
+        if work is not None:
+            self._dispose_workdir(work)
 
     @staticmethod
     def _dispose_workdir(work: Path) -> None:
@@ -347,7 +362,7 @@ class NativeSandbox:
             source = self._toolchains[path] = str(target)
         return source
 
-    def _options(self, profile: Profile, work: Path) -> list[str]:
+    def _options(self, profile: Profile, work: Path | None) -> list[str]:
         """bwrap's options. They travel through --args FD, so that the sandbox's pid 1 shows
         no host paths in its command line."""
         args = list(self._base_args)
@@ -356,7 +371,7 @@ class NativeSandbox:
         tmp_size = str(self.maximum.memory_mb * 1024 * 1024)
         args += ["--size", tmp_size, "--tmpfs", "/tmp"]
         args += ["--size", tmp_size, "--tmpfs", "/dev/shm"]
-        if profile.host_work:
+        if work is not None:
             args += ["--bind", str(work), WORKDIR]
         else:
             # Only in the box: no host mount, which every bwrap would read in the mount table.
