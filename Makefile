@@ -4,9 +4,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Debian packages: the sandbox (bubblewrap), tools the tests use (procps), and toolchains,
+# Debian packages: the sandbox (bubblewrap), tools the tests use (procps, file), and toolchains,
 # each installed only when its command is missing (a machine may have its own node, JDK...).
-APT_COMMANDS := bwrap:bubblewrap ps:procps go:golang-go g++:g++ gcc:gcc node:nodejs javac:default-jdk-headless rustc:rustc
+APT_COMMANDS := bwrap:bubblewrap ps:procps file:file go:golang-go g++:g++ gcc:gcc node:nodejs javac:default-jdk-headless rustc:rustc
 
 .PHONY: run test setup system venv lint bench clean docker-images docker-service
 

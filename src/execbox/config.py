@@ -48,8 +48,15 @@ class Settings(BaseSettings):
     backend: Literal["native", "docker"] = "native"
     log_level: str = "info"
 
-    # Where per-run work directories and per-server state live (root-owned).
+    # Where per-run work directories and per-server state live (root-owned). Executables
+    # the server makes (its sandbox helper) go on a tmpfs of its own below it, so a noexec
+    # mount here (Debian's /run) does not matter.
     state_dir: str = "/run/execbox"
+    # The cgroup (a path below the cgroup mount) whose children are the stage cgroups; empty:
+    # chosen at start (see README, "cgroups"). And which cgroup version to use: auto prefers
+    # v1 where its controllers are mounted (hybrid hosts), else v2.
+    cgroup: str = ""
+    cgroup_version: Literal["auto", "1", "2"] = "auto"
     # First host uid of the unprivileged uids that sandboxes run as (one per concurrent stage).
     sandbox_uid_base: int = 61000
     # CPU cores one stage may use at once (cgroup CPU quota); 0 = no quota.

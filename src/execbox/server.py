@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 
 import uvicorn
 from fastapi import FastAPI
@@ -44,10 +45,32 @@ class DrainingServer(uvicorn.Server):
         loop.call_soon_threadsafe(lambda: loop.create_task(drain_then_exit()))
 
 
+class HostUnfit(Exception):
+    """The host lacks what the sandbox needs; the message says what and how to fix it."""
+
+
+def check_host(settings: Settings) -> None:
+    if settings.backend != "native":
+        return
+    from execbox.sandbox.native import host
+
+    problems = host.problems(settings)
+    if problems:
+        raise HostUnfit("\n".join(f"  - {problem}" for problem in problems))
+
+
 def serve(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    try:
+        check_host(settings)
+    except HostUnfit as err:
+        print(
+            f"execbox cannot start: this host cannot run sandboxes with limits:\n{err}",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None
     app = create_app(settings)
     config = uvicorn.Config(
         app,

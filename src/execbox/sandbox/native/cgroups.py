@@ -177,11 +177,12 @@ def _rmdir_when_empty(directory: Path) -> None:
 class CgroupV1(CgroupDriver):
     version = 1
 
-    def __init__(self, group: str, mounts: dict[str, Path]) -> None:
+    def __init__(self, group: str, mounts: dict[str, Path], parent: str = "") -> None:
         super().__init__(group)
         self.mounts = mounts
+        self.parent = parent.strip("/") or "execbox"
         # Plain strings: these paths are built several times per run, on the event loop.
-        self._bases = {c: f"{mount}/execbox/{group}/" for c, mount in mounts.items()}
+        self._bases = {c: f"{mount}/{self.parent}/{group}/" for c, mount in mounts.items()}
         self._has_swap_accounting = (mounts["memory"] / "memory.memsw.limit_in_bytes").exists()
         # Per stage, the control files a run uses, kept open once used: the watchdog and the
         # result then read them without a path lookup each time.
@@ -212,11 +213,11 @@ class CgroupV1(CgroupDriver):
         return [self._dir(c, name) for c in self.mounts]
 
     def server_dirs(self) -> list[Path]:
-        return [mount / "execbox" for mount in self.mounts.values()]
+        return [mount / self.parent for mount in self.mounts.values()]
 
     def prepare(self) -> None:
         for mount in self.mounts.values():
-            (mount / "execbox" / self.group).mkdir(parents=True, exist_ok=True)
+            (mount / self.parent / self.group).mkdir(parents=True, exist_ok=True)
 
     def launch_steps(self, name: str, memory_bytes: int, pids: int, cpus: float) -> list[str]:
         steps: list[str] = []
@@ -300,6 +301,7 @@ class CgroupV2(CgroupDriver):
         super().__init__(group)
         self.base = base  # a delegated directory with memory, pids and cpu enabled for children
         self._cpu_base: dict[str, int] = {}
+        self._peak_fds: dict[str, int] = {}
 
     def _dir(self, name: str) -> Path:
         return self.base / self.group / name
@@ -312,9 +314,8 @@ class CgroupV2(CgroupDriver):
 
     def prepare(self) -> None:
         server = self.base / self.group
-        if not server.exists():
-            server.mkdir()
-            _write(server / "cgroup.subtree_control", " ".join("+" + c for c in V2_CONTROLLERS))
+        server.mkdir(exist_ok=True)
+        _enable_controllers(server)
 
     def launch_steps(self, name: str, memory_bytes: int, pids: int, cpus: float) -> list[str]:
         directory = self._dir(name)
@@ -336,9 +337,20 @@ class CgroupV2(CgroupDriver):
         _write(self._dir(name) / "pids.max", str(pids))
 
     def reset_stats(self, name: str) -> None:
-        # v2 cannot reset its counters: remember where CPU time stood. (memory.peak keeps the
-        # stub's few MiB if they were above the program's use.)
+        # v2 counters cannot be zeroed: remember where CPU time stood. Linux 6.12 and later
+        # reset memory.peak for reads through the descriptor that wrote to it; before, the peak
+        # keeps bwrap's set-up if that was above the program's use (a few MiB).
         self._cpu_base[name] = self._cpu_usec(name)
+        try:
+            fd = os.open(self._dir(name) / "memory.peak", os.O_RDWR)
+        except OSError:
+            return
+        try:
+            os.write(fd, b"0")
+        except OSError:
+            os.close(fd)
+            return
+        self._peak_fds[name] = fd
 
     def _cpu_usec(self, name: str) -> int:
         return keyed(read(self._dir(name) / "cpu.stat"))["usage_usec"]
@@ -347,10 +359,16 @@ class CgroupV2(CgroupDriver):
         return (self._cpu_usec(name) - self._cpu_base.get(name, 0)) * 1000
 
     def remove(self, name: str) -> None:
+        fd = self._peak_fds.pop(name, None)
+        if fd is not None:
+            os.close(fd)
         super().remove(name)
         self._cpu_base.pop(name, None)
 
     def memory_peak(self, name: str) -> int:
+        fd = self._peak_fds.get(name)
+        if fd is not None:
+            return int(os.pread(fd, 64, 0))
         peak = self._dir(name) / "memory.peak"
         if peak.exists():
             return int(read(peak))
@@ -373,28 +391,118 @@ class CgroupV2(CgroupDriver):
             _kill_pids(self.procs(name))
 
 
-def _v2_base() -> Path | None:
-    """A v2 directory where this server may create stage cgroups with every controller."""
-    mount = CGROUP_ROOT if (CGROUP_ROOT / "cgroup.controllers").exists() else None
-    if mount is None and (CGROUP_ROOT / "unified" / "cgroup.controllers").exists():
-        mount = CGROUP_ROOT / "unified"
-    if mount is None:
-        return None
-    available = set(read(mount / "cgroup.controllers").split())
-    if not set(V2_CONTROLLERS) <= available:
-        return None
+def _v2_mount() -> Path | None:
+    for mount in (CGROUP_ROOT, CGROUP_ROOT / "unified"):
+        if (mount / "cgroup.controllers").exists():
+            return mount
+    return None
+
+
+def _enable_controllers(directory: Path) -> None:
+    _write(directory / "cgroup.subtree_control", " ".join("+" + c for c in V2_CONTROLLERS))
+
+
+def _delegated(directory: Path) -> bool:
+    """Whether systemd delegated this cgroup to its unit (``Delegate=yes`` sets the xattr)."""
+    for name in ("trusted.delegate", "user.delegate"):
+        try:
+            if os.getxattr(directory, name) == b"1":
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _move_all(source: Path, leaf: Path) -> None:
+    """Move every process of ``source`` (a cgroup that is wholly ours) into ``leaf``."""
+    leaf.mkdir(exist_ok=True)
+    for _ in range(REMOVE_ATTEMPTS):  # processes may fork while they are moved
+        pids = _pids_of(source)
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                _write(leaf / "cgroup.procs", str(pid))
+    raise CgroupError(f"processes keep appearing in {source}")
+
+
+def _v2_placement(mount: Path, configured: str) -> Path:
+    """The v2 directory below which this server's stage cgroups live, with memory, pids and
+    cpu enabled for its children.
+
+    - ``configured`` (EXECBOX_CGROUP): a cgroup the operator gave to execbox.
+    - A cgroup delegated to this server (systemd ``Delegate=yes``; or the root of a container's
+      own cgroup namespace): every process in it is this service's, so they all move into a
+      leaf and the stage cgroups go beside it ("no internal processes").
+    - Otherwise (a login session, a service without delegation): a top-level cgroup of its own,
+      ``execbox``, as container engines keep theirs; the server itself stays where it was
+      started, and never moves processes it did not start.
+    """
+    if configured:
+        base = mount / configured.strip("/")
+        base.mkdir(parents=True, exist_ok=True)
+        _enable_controllers(base)
+        return base
     own = mount / cgroups_of().get("", "/").lstrip("/")
-    # "No internal processes": move this server into a leaf of its own cgroup, then let the
-    # sandboxes' parent enable the controllers for its children.
-    if own != mount:
-        leaf = own / "execbox-server"
-        leaf.mkdir(exist_ok=True)
-        _write(leaf / "cgroup.procs", str(os.getpid()))
-    _write(own / "cgroup.subtree_control", " ".join("+" + c for c in V2_CONTROLLERS))
-    base = own / "execbox"
+    if own == mount:
+        try:
+            _enable_controllers(mount)
+        except OSError as err:
+            if err.errno != errno.EBUSY:
+                raise
+            # A container's cgroup namespace: its root holds the container's processes.
+            _move_all(mount, mount / "execbox-init")
+            _enable_controllers(mount)
+        base = mount / "execbox"
+    elif _delegated(own):
+        _move_all(own, own / "execbox-server")
+        _enable_controllers(own)
+        base = own / "execbox"
+    else:
+        _enable_controllers(mount)
+        base = mount / "execbox"
     base.mkdir(exist_ok=True)
-    _write(base / "cgroup.subtree_control", " ".join("+" + c for c in V2_CONTROLLERS))
+    _enable_controllers(base)
     return base
+
+
+# Where this process placed its stage cgroups: moving into a leaf happens once per process.
+_placements: dict[str, Path] = {}
+
+
+def _v2(group: str, configured: str) -> CgroupV2:
+    mount = _v2_mount()
+    if mount is None:
+        raise CgroupError("no cgroup v2 hierarchy is mounted at /sys/fs/cgroup")
+    available = set(read(mount / "cgroup.controllers").split())
+    missing = [c for c in V2_CONTROLLERS if c not in available]
+    if missing:
+        raise CgroupError(
+            f"the cgroup v2 hierarchy at {mount} offers no {', '.join(missing)} controller "
+            f"(offered: {' '.join(sorted(available)) or 'none'}): they are bound to cgroup v1 "
+            "hierarchies or not delegated to this container. Boot with the unified hierarchy "
+            "(systemd.unified_cgroup_hierarchy=1), or run execbox in a container with its own "
+            "cgroup namespace (--cgroupns=private) on a cgroup v2 host"
+        )
+    try:
+        base = _placements.get(configured) or _v2_placement(mount, configured)
+        _placements[configured] = base
+    except OSError as err:
+        where = f"EXECBOX_CGROUP={configured}" if configured else "its cgroup"
+        hint = (
+            "a cgroup that holds other processes cannot hand controllers to children (cgroup "
+            "v2's 'no internal processes' rule): give execbox a cgroup of its own, e.g. run it "
+            "as the shipped systemd unit (deploy/systemd/execbox.service, Delegate=yes) or with "
+            "systemd-run -p Delegate=yes, or unset EXECBOX_CGROUP"
+            if err.errno == errno.EBUSY
+            else "execbox must run as root with /sys/fs/cgroup writable (in a container: "
+            "--privileged or a writable cgroup mount with --cgroupns=private)"
+        )
+        raise CgroupError(
+            f"cannot enable the memory, pids and cpu controllers in {where}: "
+            f"{err.strerror or err} ({getattr(err, 'filename', '') or ''}); {hint}"
+        ) from err
+    return CgroupV2(group, base)
 
 
 def _v1_mounts() -> dict[str, Path] | None:
@@ -404,15 +512,16 @@ def _v1_mounts() -> dict[str, Path] | None:
     return mounts
 
 
-def detect(group: str) -> CgroupDriver:
-    """Pick the cgroup version that offers memory, pids and CPU accounting on this host."""
-    mounts = _v1_mounts()
-    if mounts is not None:
-        return CgroupV1(group, mounts)
-    base = _v2_base()
-    if base is not None:
-        return CgroupV2(group, base)
-    raise CgroupError(
-        "no usable cgroup hierarchy: need memory, pids and cpu accounting (v1 or v2) "
-        "and permission to create cgroups (run as root)"
-    )
+def detect(group: str, version: str = "auto", configured: str = "") -> CgroupDriver:
+    """The cgroup version that offers memory, pids and CPU accounting on this host (v1 where
+    its controllers are mounted, else v2), or a CgroupError that says what is missing."""
+    if version in ("auto", "1"):
+        mounts = _v1_mounts()
+        if mounts is not None:
+            return CgroupV1(group, mounts, configured)
+        if version == "1":
+            raise CgroupError(
+                "cgroup v1 was asked for (EXECBOX_CGROUP_VERSION=1) but its memory, pids and "
+                "cpuacct controllers are not mounted under /sys/fs/cgroup"
+            )
+    return _v2(group, configured)

@@ -67,9 +67,15 @@ def _prepare_sandbox_dir(directory: Path, helper_path: str) -> list[str]:
     which is a good part of a box's start-up cost.
     """
     if directory.exists():
+        workdir.unmount_all_under(directory)
         shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    # A tmpfs of the server's own, mounted without noexec: the state dir may be on a noexec
+    # mount (Debian's /run), and a bind keeps its source's mount flags.
+    nosuid, nodev = 0x2, 0x4
+    workdir.mount_tmpfs(directory, "mode=0755,size=8388608,nr_inodes=64", nosuid | nodev)
     etc = directory / "etc"
-    etc.mkdir(parents=True)
+    etc.mkdir()
     shutil.copyfile(helper_path, directory / "stub")
     (directory / "stub").chmod(0o755)
     (etc / "passwd").write_text(
@@ -91,8 +97,8 @@ def _prepare_sandbox_dir(directory: Path, helper_path: str) -> list[str]:
     for path in etc.iterdir():
         path.chmod(0o644)
         args += ["--symlink", f"{SANDBOX_DIR}/etc/{path.name}", f"/etc/{path.name}"]
-    directory.chmod(0o755)
     etc.chmod(0o755)
+    workdir.remount_readonly(directory, nosuid | nodev)
     return ["--ro-bind", str(directory), SANDBOX_DIR, *args]
 
 
@@ -176,18 +182,25 @@ class NativeSandbox:
         self._bwrap = shutil.which("bwrap")
         if self._bwrap is None:
             raise SandboxUnavailable("bubblewrap (bwrap) is not installed")
-        self._cgroups = cgroups.detect(self.server)
+        try:
+            self._cgroups = cgroups.detect(
+                self.server, self.settings.cgroup_version, self.settings.cgroup
+            )
+        except cgroups.CgroupError as err:
+            raise SandboxUnavailable(str(err)) from err
         self._clean_dead_servers()
         self._cgroups.prepare()
         self._seccomp = seccomp.build_filter()
         self.work_root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.state, 0o711)
         try:
-            self._helper = str(await asyncio.to_thread(helper.build, self.state / "bin"))
+            built = await asyncio.to_thread(helper.build, self.state / "bin")
         except helper.HelperBuildError as err:
             raise SandboxUnavailable(str(err)) from err
         sandbox_dir = self.state / self.server / "sandbox"
-        sandbox_args = await asyncio.to_thread(_prepare_sandbox_dir, sandbox_dir, self._helper)
+        sandbox_args = await asyncio.to_thread(_prepare_sandbox_dir, sandbox_dir, str(built))
+        # The helper runs from the server's own tmpfs, whatever the state dir's mount options.
+        self._helper = str(sandbox_dir / "stub")
         dev_args = await asyncio.to_thread(_prepare_dev_dir, self.state / self.server / "dev")
         self._base_args = [
             "--unshare-all",
