@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import json
 import math
 import os
 import platform
 import shlex
 import signal as signals
-import zipfile
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +22,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from execbox.api.archives import BadArchive, run_bounded, unzip
 from execbox.api.routes import caller_of
+from execbox.config import Settings
 from execbox.engine import (
     Engine,
     ExecutionError,
@@ -191,30 +191,28 @@ def _setting(body: SubmissionBody, name: str) -> float:
     return value
 
 
-def _additional_files(data: bytes, limit: int) -> list[SourceFile]:
-    """Judge0's additional_files: a zip whose files go beside the source."""
-    files: list[SourceFile] = []
-    total = 0
+async def _additional_files(body: SubmissionBody, settings: Settings) -> list[SourceFile]:
+    """Judge0's additional_files: a zip whose files go beside the source, unpacked off the
+    event loop under bounds on count, size and ratio (archives.py)."""
+    if not body.additional_files:
+        return []
+    zipped = _decode(body.additional_files, True, "additional_files") or b""
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            for info in archive.infolist():
-                if info.is_dir():
-                    continue
-                total += info.file_size
-                if total > limit:
-                    raise Judge0Error(
-                        "unzip to more than the request limit", field="additional_files"
-                    )
-                files.append(SourceFile(info.filename, archive.read(info)))
-    except (zipfile.BadZipFile, ValueError, OSError):
-        raise Judge0Error("is not a valid zip archive", field="additional_files") from None
-    return files
+        return await run_bounded(
+            lambda: unzip(zipped, settings.max_files - 1, settings.max_request_bytes)
+        )
+    except BadArchive as err:
+        raise Judge0Error(str(err), field="additional_files") from None
 
 
 def to_execution(
-    body: SubmissionBody, base64_encoded: bool, engine: Engine
+    body: SubmissionBody,
+    base64_encoded: bool,
+    engine: Engine,
+    additional_files: list[SourceFile] | None = None,
 ) -> tuple[ExecutionRequest, dict]:
-    """The execution a submission asks for, and the Judge0 fields to show with it."""
+    """The execution a submission asks for, and the Judge0 fields to show with it
+    (``additional_files``: its zip, already unpacked)."""
     if body.source_code is None:
         raise Judge0Error("can't be blank", field="source_code")
     if body.language_id is None:
@@ -267,9 +265,7 @@ def to_execution(
                 field="compiler_options",
             )
     files = [SourceFile(SOURCE_FILES[language] if language != "java" else "", source)]
-    if body.additional_files:
-        zipped = _decode(body.additional_files, True, "additional_files") or b""
-        files += _additional_files(zipped, settings.max_request_bytes)
+    files += additional_files or []
     if body.callback_url:
         try:
             check_destination(body.callback_url, settings.callback_allow_private)
@@ -514,7 +510,7 @@ async def create_submission(
     caller = caller_of(request)
     encoded = _flag(base64_encoded)
     body = _parse(await _body(request))
-    execution, shown = _translate(body, encoded, request)
+    execution, shown = await _translate(body, encoded, request)
     runner = _runner(request)
     (submission,) = runner.submit(
         "judge0", caller, [NewSubmission(execution, body.callback_url, shown)]
@@ -526,9 +522,11 @@ async def create_submission(
     return JSONResponse(_shown_or_400(lambda: render(finished, encoded, selected)), status_code=201)
 
 
-def _translate(body: SubmissionBody, encoded: bool, request: Request):
+async def _translate(body: SubmissionBody, encoded: bool, request: Request):
+    engine = _engine(request)
     try:
-        return to_execution(body, encoded, _engine(request))
+        additional = await _additional_files(body, engine.settings)
+        return to_execution(body, encoded, engine, additional)
     except Judge0Error:
         raise
     except ExecutionError as err:
@@ -555,7 +553,7 @@ async def create_batch(request: Request, base64_encoded: str | None = Query(None
     for item in items:
         try:
             body = _parse(item)
-            execution, shown = _translate(body, encoded, request)
+            execution, shown = await _translate(body, encoded, request)
             (submission,) = runner.submit(
                 "judge0", caller, [NewSubmission(execution, body.callback_url, shown)]
             )

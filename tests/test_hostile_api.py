@@ -1,0 +1,133 @@
+"""Hostile input at the API edge (issue 13): each request here once took the service down, ran
+unbounded on its event loop, or got a 500. Asserted as a user sees it: the status and body,
+/healthz latency during the attack, and the server's memory (VmHWM, its peak RSS)."""
+
+from __future__ import annotations
+
+import base64
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+from conftest import Server
+
+HEALTHZ_BUDGET_S = 0.1
+MiB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    """A server of its own: its peak RSS must not carry other tests' peaks."""
+    srv = Server({"EXECBOX_WARM_POOL": "0"}).start()
+    yield srv
+    srv.stop()
+
+
+def memory_kb(server: Server, field: str = "VmHWM") -> int:
+    assert server.process is not None
+    with open(f"/proc/{server.process.pid}/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"no {field} in /proc/{server.process.pid}/status")
+
+
+def while_healthz_polled(server: Server, attack: Callable[[], httpx.Response]):
+    """Run ``attack`` in a thread while /healthz is polled; its response and the slowest
+    /healthz round trip."""
+    result: list[httpx.Response | BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(attack())
+        except BaseException as err:
+            result.append(err)
+
+    thread = threading.Thread(target=run)
+    slowest = 0.0
+    with httpx.Client(base_url=server.url, timeout=30) as probe:
+        probe.get("/healthz")  # connected before the attack starts
+        thread.start()
+        while thread.is_alive():
+            started = time.monotonic()
+            assert probe.get("/healthz").status_code == 200
+            slowest = max(slowest, time.monotonic() - started)
+        thread.join()
+    (answer,) = result
+    if isinstance(answer, BaseException):
+        raise answer
+    return answer, slowest
+
+
+# --- Judge0 additional_files ---------------------------------------------------------------
+
+
+def lying_zip(entries: int, inflated: int, declared: int) -> bytes:
+    """A zip whose entries each inflate to ``inflated`` zero bytes but declare ``declared``
+    (with the checksum of that many zeros, so a reader that stops there sees no error)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    stream = compressor.compress(bytes(inflated)) + compressor.flush()
+    crc = zlib.crc32(bytes(declared))
+    local, central = b"", b""
+    for index in range(entries):
+        name = f"f{index}.txt".encode()
+        fields = (20, 0, 8, 0, 0, crc, len(stream), declared, len(name))
+        central += struct.pack("<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 20, *fields, 0, 0, 0, 0, 0,
+                               len(local)) + name  # fmt: skip
+        local += struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", *fields, 0) + name + stream
+    end = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, entries, entries, len(central),
+                      len(local), 0)  # fmt: skip
+    return local + central + end
+
+
+def judge0_with_zip(server: Server, archive: bytes, wait: bool = False) -> httpx.Response:
+    body = {
+        "language_id": 71,
+        "source_code": "print(open('f0.txt').read())",
+        "additional_files": base64.b64encode(archive).decode(),
+    }
+    url = server.url + "/submissions" + ("?wait=true" if wait else "")
+    return httpx.post(url, json=body, timeout=120)
+
+
+def test_zip_bomb_is_refused_off_the_loop_with_bounded_memory(server):
+    bomb = lying_zip(entries=8, inflated=64 * MiB, declared=1)
+    assert len(bomb) < 1 * MiB
+    peak_before = memory_kb(server)
+    started = time.monotonic()
+    response, slowest = while_healthz_polled(server, lambda: judge0_with_zip(server, bomb))
+    assert slowest < HEALTHZ_BUDGET_S, f"/healthz took {slowest * 1000:.0f} ms during the bomb"
+    # One entry inflates to 64 MiB: a server that inflates it whole grows by at least that.
+    grown_mib = (memory_kb(server) - peak_before) / 1024
+    assert grown_mib < 32, f"peak RSS grew by {grown_mib:.0f} MiB"
+    assert response.status_code == 422, response.text
+    assert "inflates past" in response.json()["additional_files"][0]
+    assert time.monotonic() - started < 5
+
+
+def test_zip_that_declares_more_than_the_limit_is_refused(server):
+    response = judge0_with_zip(server, lying_zip(entries=3, inflated=1, declared=5 * MiB))
+    assert response.status_code == 422, response.text
+    assert "unzips to" in response.json()["additional_files"][0]
+
+
+def test_zip_with_too_many_entries_is_refused(server):
+    response = judge0_with_zip(server, lying_zip(entries=500, inflated=1, declared=1))
+    assert response.status_code == 422, response.text
+    assert "entries" in response.json()["additional_files"][0]
+
+
+def test_honest_zip_still_works(server):
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("f0.txt", "beside the source")
+    response = judge0_with_zip(server, buffer.getvalue(), wait=True)
+    assert response.status_code == 201, response.text
+    assert response.json()["stdout"] == "beside the source\n", response.text
