@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # each installed only when its command is missing (a machine may have its own node, JDK...).
 APT_COMMANDS := bwrap:bubblewrap ps:procps file:file go:golang-go g++:g++ gcc:gcc node:nodejs javac:default-jdk-headless rustc:rustc
 
-.PHONY: run test setup system venv lint bench clean docker-images docker-service
+.PHONY: run test test-vm setup system venv lint bench clean docker-images docker-service
 
 run: setup
 	$(BIN)/execbox serve
@@ -51,6 +51,12 @@ docker-service: venv docker-images
 	rm -rf docker/service/wheels
 	$(BIN)/pip wheel -q -w docker/service/wheels .
 	docker build -q --force-rm -f docker/service/Dockerfile -t execbox:latest .
+
+# The fresh-machine path on cgroup v2: a pristine Debian 12 VM (shared/vm; slow, software
+# emulated) runs `make run` and the original endpoint's cases, then `make test`. Not in CI.
+VM ?= ../shared/vm/debian12-cgroup2.sh
+test-vm:
+	$(VM) run 'bash scripts/smoke.sh && make test'
 
 bench: setup
 	$(BIN)/pip install -q -e '.[dev,bench]'
