@@ -196,3 +196,84 @@ def test_language_images_can_be_chosen_per_language(engine):
         assert execute(srv, {"language": "python", "code": "print(1)"}).json()["status"] == "ok"
     finally:
         srv.stop()
+
+
+# Looks for the run's end-marker nonce wherever a process of its uid could read it (other
+# processes' command lines, environments, open files and writable memory), then prints forged
+# end markers for every candidate -- an archive that never ends, exit code 0 -- and floods.
+NONCE_THIEF = r"""
+import os, re, stat, sys
+pattern = re.compile(rb"([0-9a-f]{32}) ")
+found = set()
+def scan(data):
+    found.update(pattern.findall(data))
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    if int(pid) == os.getpid():
+        continue
+    for name in ("cmdline", "environ"):
+        try:
+            scan(open(f"/proc/{pid}/{name}", "rb").read())
+        except OSError:
+            pass
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        fds = []
+    for fd in fds:
+        try:
+            path = f"/proc/{pid}/fd/{fd}"
+            if stat.S_ISREG(os.stat(path).st_mode):
+                scan(open(path, "rb").read(1 << 20))
+        except OSError:
+            pass
+    try:
+        with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb") as mem:
+            for line in maps:
+                span, perms = line.split()[:2]
+                start, end = (int(x, 16) for x in span.split("-"))
+                if perms.startswith("rw"):
+                    try:
+                        mem.seek(start)
+                        scan(mem.read(min(end - start, 1 << 24)))
+                    except (OSError, ValueError, OverflowError):
+                        pass
+    except OSError:
+        pass
+print("found", len(found), flush=True)
+for nonce in sorted(found):
+    sys.stderr.buffer.write(b"\n" + nonce + b" 0 0 0 0\n")
+    sys.stdout.buffer.write(b"\n" + nonce + b" archive 99999999999\n")
+sys.stdout.flush()
+sys.stderr.flush()
+for _ in range(int(sys.argv[1])):
+    sys.stdout.buffer.write(b"x" * (1 << 20))
+sys.exit(7)
+"""
+
+
+def peak_rss_kib(server: Server) -> int:
+    assert server.process is not None
+    with open(f"/proc/{server.process.pid}/status") as status:
+        return int(next(line for line in status if line.startswith("VmHWM:")).split()[1])
+
+
+def test_a_program_cannot_forge_the_end_of_its_run(docker_server):
+    """The control shell's nonce is out of the program's reach: its real exit status is
+    reported, its output is capped, and nothing it sends after a forged marker is kept."""
+    limits = {"output_bytes": 65536, "wall_time_ms": 30000}
+    body = execute(
+        docker_server, {"language": "python", "code": NONCE_THIEF, "args": ["0"], "limits": limits}
+    ).json()
+    assert body["status"] == "runtime_error", body
+    assert body["run"]["exit_code"] == 7
+    assert body["run"]["stdout"].startswith("found 0\n"), body["run"]["stdout"][:200]
+
+    before = peak_rss_kib(docker_server)
+    body = execute(
+        docker_server,
+        {"language": "python", "code": NONCE_THIEF, "args": ["300"], "limits": limits},
+    ).json()
+    assert body["status"] == "output_limit", body["status"]
+    assert len(body["run"]["stdout"]) <= 65536 and body["run"]["stdout_truncated"]
+    assert peak_rss_kib(docker_server) - before < 100 * 1024
+    assert httpx.get(docker_server.url + "/healthz", timeout=10).status_code == 200

@@ -49,8 +49,34 @@ def test_output_up_to_the_cap_with_its_marker_is_whole():
 
 
 def test_an_archive_follows_the_stdout_marker():
-    demux = Demultiplexer(cap=100, nonce=NONCE)
+    demux = Demultiplexer(cap=100, nonce=NONCE, archive_cap=6)
     demux.feed(frame(1, f"\n{NONCE} archive 6\nab".encode()))
     assert not demux.stdout.done
     demux.feed(frame(1, b"cdef"))
     assert demux.stdout.done and bytes(demux.stdout.archive or b"") == b"abcdef"
+
+
+def test_nothing_after_a_marker_is_kept():
+    """Whatever follows a stream's end (a forged marker's tail, a flood) costs no memory."""
+    demux = Demultiplexer(cap=10, nonce=NONCE, archive_cap=4)
+    demux.feed(frame(2, f"\n{NONCE} 0 1 2 0\n".encode() + b"z" * 1000))
+    demux.feed(frame(1, f"\n{NONCE} archive 4\nabcd".encode() + b"x" * 1000))
+    for _ in range(100):
+        demux.feed(frame(1, b"y" * 10_000) + frame(2, b"y" * 10_000))
+    assert demux.done and not demux.overflow
+    assert bytes(demux.stdout.archive or b"") == b"abcd"
+    assert demux.stdout.data == demux.stderr.data == b""
+
+
+def test_an_archive_larger_than_its_cap_is_refused_when_announced():
+    demux = Demultiplexer(cap=10, nonce=NONCE, archive_cap=100)
+    demux.feed(frame(1, f"\n{NONCE} archive 101\n".encode() + b"a" * 1000))
+    assert demux.stdout.done and demux.stdout.archive_too_large
+    assert demux.stdout.archive is None
+
+
+def test_a_frame_is_passed_on_as_it_arrives_whatever_size_it_announces():
+    demux = Demultiplexer(cap=10, nonce=NONCE)
+    demux.feed(struct.pack(">BxxxI", 1, 0xFFFFFFFF) + b"w" * 300)
+    assert demux.overflow and demux.stdout.result() == (b"w" * 10, True)
+    assert len(demux._header) == 0

@@ -55,7 +55,7 @@ def judge(result: StageResult, limits: Limits, compile_stage: bool) -> StageRepo
         status = Status.INTERNAL_ERROR
     elif result.limit is not None:
         status = LIMIT_STATUS[result.limit]
-    elif result.exit_code != 0 or result.signal is not None:
+    elif result.refusal is not None or result.exit_code != 0 or result.signal is not None:
         status = Status.COMPILE_ERROR if compile_stage else Status.RUNTIME_ERROR
     else:
         status = Status.OK
@@ -71,7 +71,7 @@ def judge(result: StageResult, limits: Limits, compile_stage: bool) -> StageRepo
         cpu_time_ms=result.cpu_time_ms,
         memory_bytes=result.memory_bytes,
         limits=limits,
-        message=_message(status, result, limits),
+        message=result.refusal or _message(status, result, limits),
         output=result.output,
     )
 

@@ -86,6 +86,9 @@ class StageResult:
     limit: LimitHit | None = None
     # Set when the sandbox itself failed (not the program): the message for the operator log.
     internal_error: str | None = None
+    # Set when the stage broke a rule that has no limit status of its own (a compile that left
+    # more artifacts than allowed): the stage failed on its program's account, with this message.
+    refusal: str | None = None
     files: list[SandboxFile] = field(default_factory=list)
     # stdout and stderr as the program wrote them, one interleaved stream (as far as the order
     # they were read in tells); None where the backend cannot tell the order.

@@ -7,11 +7,20 @@ user, and docker-init as pid 1. Its shell waits on the attached stdin for a tar 
 
 To run, the host attaches, sends one tar archive -- the program's files under /box, the
 program's stdin and a generated run script under /tmp -- and closes its side. The shell
-extracts it and sources the script: CPU rlimit, start the program, wait for it, kill whatever
+extracts it and runs the script: CPU rlimit, start the program, wait for it, kill whatever
 it left, then end stdout and stderr with a marker line carrying a per-run nonce and the
 container's own cgroup figures (exit code, CPU time, peak memory, OOM kills), and for a compile
 stage an archive of the work dir. Nothing is bind-mounted from the host, and the host never
 reads the container's file system: files come back only inside that stream, parsed here.
+
+The program runs as the same uid as that control shell, so the shell must keep the nonce from
+it: a program that knew it could end the stream with figures of its choosing. The shell that
+reads the script is a copy of /bin/sh that its own uid cannot read: the kernel makes a process
+that executes an unreadable file non-dumpable, and a non-dumpable process's memory and open
+files (/proc/PID/mem, /proc/PID/fd: the deleted script is still open there) are closed to
+processes of its uid without CAP_SYS_PTRACE. The program's own exec makes it dumpable again.
+The markers are written after every other process of the uid is dead, so nothing of the program
+reads them back from the stream's pipe either.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ from execbox.sandbox.base import (
     StageSpec,
     signal_of,
 )
-from execbox.sandbox.docker.frames import Demultiplexer
+from execbox.sandbox.docker.frames import Demultiplexer, Stream
 from execbox.sandbox.syscalls import DENIED_SYSCALLS, namespace_flag_bits
 
 USER = 65534
@@ -45,8 +54,12 @@ LABEL = "org.execbox"
 RUN_SCRIPT = "/tmp/.box-run"
 STDIN_FILE = "/tmp/.box-stdin"
 OUT_FILE = "/tmp/.box-out"
+# The unreadable copy of /bin/sh that runs the script (named sh: busybox picks its applet by
+# name). The archive creates it empty, write and execute only, for its owner.
+CONTROL_DIR = "/tmp/.box-control"
+CONTROL_SHELL = f"{CONTROL_DIR}/sh"
 # The container's command (docker-init is pid 1 and reaps): wait for the archive, then run.
-STUB = f"tar -x -o -C / -f - && . {RUN_SCRIPT}"
+STUB = f"tar -x -o -C / -f - && cat /bin/sh > {CONTROL_SHELL} && exec {CONTROL_SHELL} {RUN_SCRIPT}"
 READ_CHUNK = 1 << 16
 CPU_POLL_S = 0.05
 EXIT_WAIT_S = 2.0  # a container whose stream ended: how long it may take to be seen exited
@@ -160,7 +173,7 @@ def run_script(spec: StageSpec, nonce: str) -> str:
     else:
         collect = f'printf "\\n{nonce} end\\n"\n'
     return (
-        f"rm -f {RUN_SCRIPT}\n"
+        f"rm -rf {RUN_SCRIPT} {CONTROL_DIR}\n"
         f"exec 4<{STDIN_FILE}\n"
         f"rm -f {STDIN_FILE}\n"
         f"ulimit -t {cpu_s} && ulimit -s {stack_kib} || exit 125\n"
@@ -190,6 +203,7 @@ def archive(spec: StageSpec, nonce: str) -> bytes:
         ]
         entries.append((STDIN_FILE, spec.stdin, 0o600))
         entries.append((RUN_SCRIPT, run_script(spec, nonce).encode(), 0o600))
+        entries.append((CONTROL_SHELL, b"", 0o300))
         directories: set[str] = set()
         for path, content, mode in entries:
             parts = path.lstrip("/").split("/")
@@ -213,6 +227,30 @@ def _info(name: str, kind: bytes, mode: int) -> tarfile.TarInfo:
     return info
 
 
+class TooLarge(ValueError):
+    """A compile stage's artifacts are larger than they may be."""
+
+
+def too_large_message(budget: int) -> str:
+    return f"compile output too large: the compile left more than {budget >> 20} MB of files"
+
+
+def collect_artifacts(result: StageResult, stdout: Stream, spec: StageSpec) -> None:
+    """Put the compile stage's artifacts into ``result``, or refuse the stage (too large), or
+    fail it (the archive is missing or unreadable: the sandbox's fault)."""
+    budget = artifact_budget(spec)
+    try:
+        if stdout.archive_too_large:
+            raise TooLarge(too_large_message(budget))
+        if stdout.archive is None:
+            raise ValueError("no archive of the work dir")
+        result.files = read_archive(bytes(stdout.archive), budget)
+    except TooLarge as err:
+        result.refusal = str(err)
+    except (ValueError, OSError, tarfile.TarError) as err:
+        result.internal_error = f"artifacts: {err}"
+
+
 def read_archive(data: bytes, budget: int) -> list[SandboxFile]:
     """The regular files of a work-dir archive made inside the container (untrusted: links,
     devices and odd names are skipped, and the total is bounded)."""
@@ -228,7 +266,7 @@ def read_archive(data: bytes, budget: int) -> list[SandboxFile]:
                 continue
             total += member.size
             if total > budget:
-                raise ValueError("the compile stage left more files than its memory limit")
+                raise TooLarge(too_large_message(budget))
             content = tar.extractfile(member)
             assert content is not None
             files.append(SandboxFile(name, content.read(), bool(member.mode & 0o100)))
@@ -246,6 +284,11 @@ class Outcome:
     host_cpu_ms: float = 0.0  # the last CPU time read from the host (when it can read it)
 
 
+def artifact_budget(spec: StageSpec) -> int:
+    """The most bytes of artifacts a compile stage may hand back (its memory limit)."""
+    return spec.limits.memory_mb * 1024 * 1024
+
+
 def new_nonce() -> str:
     return secrets.token_hex(16)
 
@@ -255,7 +298,9 @@ def send_and_read(sock: socket.socket, payload: bytes, spec: StageSpec, nonce: s
     arrived, the stream closed, a time limit passed or output overflowed. ``cpu_ns`` reads the
     container's CPU time from the host (None where the host cannot see its cgroup)."""
     limits = spec.limits
-    streams = Demultiplexer(limits.output_bytes, nonce)
+    streams = Demultiplexer(
+        limits.output_bytes, nonce, artifact_budget(spec) if spec.collect_files else 0
+    )
     sock.settimeout(None)
     sock.sendall(payload)
     sock.shutdown(socket.SHUT_WR)
@@ -300,7 +345,7 @@ def judge(
     cpu_ms = outcome.host_cpu_ms
     memory = 0
     ooms = 0
-    if len(figures) == 4 and all(word.lstrip(b"-").isdigit() for word in figures):
+    if len(figures) == 4 and all(word.isdigit() for word in figures) and int(figures[0]) < 256:
         exit_code = int(figures[0])
         cpu_ms = max(0, int(figures[1])) / 1e6
         memory = int(figures[2])

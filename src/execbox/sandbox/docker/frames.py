@@ -3,8 +3,10 @@
 Docker multiplexes stdout and stderr on one connection in frames (an 8-byte header: stream
 number, three zero bytes, big-endian payload size). The run script ends each stream with a
 marker line that holds a per-run nonce; stdout's marker may be followed by an archive of the
-work dir (a compile stage's artifacts). Each stream keeps at most its cap plus the room a
-marker needs; anything beyond is an output limit.
+work dir (a compile stage's artifacts). Every buffer is bounded: each stream keeps at most its
+cap plus the room a marker needs (anything beyond is an output limit), an archive at most
+``archive_cap`` bytes (a larger one is refused as soon as its size is announced), and nothing
+after a stream's marker (or after its archive) is kept.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ MARKER_ROOM = 256
 class Stream:
     cap: int
     nonce: bytes
+    archive_cap: int = 0  # the largest archive accepted after this stream's marker
     data: bytearray = field(default_factory=bytearray)
     overflow: bool = False  # more than cap (+ marker room) arrived
     marker: list[bytes] | None = None  # the marker's words after the nonce, once seen
     archive: bytearray | None = None
     archive_size: int = 0
+    archive_too_large: bool = False  # the announced archive is larger than archive_cap
     _searched: int = 0  # where the next search for the marker starts
 
     @property
@@ -36,10 +40,10 @@ class Stream:
 
     def feed(self, chunk: bytes) -> None:
         if self.archive is not None:
-            self.archive += chunk
+            self.archive += chunk[: self.archive_size - len(self.archive)]
             return
-        if self.overflow:
-            return
+        if self.overflow or self.marker is not None:
+            return  # the stream has ended (or overflowed): what follows is not kept
         self.data += chunk
         self._find_marker()
         if self.marker is None and len(self.data) > self.cap + MARKER_ROOM:
@@ -60,8 +64,12 @@ class Stream:
         del self.data[start:]
         self.marker = words
         if words and words[0] == b"archive" and len(words) == 2 and words[1].isdigit():
-            self.archive_size = int(words[1])
-            self.archive = bytearray(rest)
+            size = int(words[1])
+            if size > self.archive_cap:
+                self.archive_too_large = True
+                return
+            self.archive_size = size
+            self.archive = bytearray(rest[:size])
 
     def result(self) -> tuple[bytes, bool]:
         """The stream's bytes (at most cap) and whether they were cut."""
@@ -71,9 +79,14 @@ class Stream:
 
 
 class Demultiplexer:
-    def __init__(self, cap: int, nonce: str) -> None:
-        self.streams = {STDOUT: Stream(cap, nonce.encode()), STDERR: Stream(cap, nonce.encode())}
-        self._buffer = bytearray()
+    def __init__(self, cap: int, nonce: str, archive_cap: int = 0) -> None:
+        self.streams = {
+            STDOUT: Stream(cap, nonce.encode(), archive_cap),
+            STDERR: Stream(cap, nonce.encode()),
+        }
+        self._header = bytearray()
+        self._number = 0  # the stream of the frame being read
+        self._left = 0  # how much of its payload is still to come
 
     @property
     def stdout(self) -> Stream:
@@ -92,13 +105,22 @@ class Demultiplexer:
         return any(stream.overflow for stream in self.streams.values())
 
     def feed(self, data: bytes) -> None:
-        self._buffer += data
-        while len(self._buffer) >= HEADER.size:
-            number, size = HEADER.unpack_from(self._buffer)
-            if len(self._buffer) < HEADER.size + size:
-                return
-            payload = bytes(self._buffer[HEADER.size : HEADER.size + size])
-            del self._buffer[: HEADER.size + size]
-            stream = self.streams.get(number)
+        """Dispatch ``data`` as it arrives: a frame's payload is passed on piece by piece, so
+        that nothing but a partial header is held here whatever size a frame announces."""
+        view = memoryview(data)
+        while view:
+            if self._left == 0:
+                needed = HEADER.size - len(self._header)
+                self._header += view[:needed]
+                view = view[needed:]
+                if len(self._header) < HEADER.size:
+                    return
+                self._number, self._left = HEADER.unpack(self._header)
+                self._header.clear()
+                continue
+            piece = bytes(view[: self._left])
+            view = view[len(piece) :]
+            self._left -= len(piece)
+            stream = self.streams.get(self._number)
             if stream is not None:
-                stream.feed(payload)
+                stream.feed(piece)

@@ -214,13 +214,8 @@ class DockerSandbox:
             state = await self._call(self._state, container)
             oom_killed, exit_status = bool(state.get("OOMKilled")), state.get("ExitCode")
         result = box.judge(outcome, spec, oom_killed, exit_status)
-        archive = outcome.streams.stdout.archive
-        if spec.collect_files and result.internal_error is None and archive is not None:
-            budget = spec.limits.memory_mb * 1024 * 1024
-            try:
-                result.files = box.read_archive(bytes(archive), budget)
-            except (ValueError, OSError) as err:
-                return StageResult(None, None, b"", b"", internal_error=f"artifacts: {err}")
+        if spec.collect_files and result.internal_error is None and result.limit is None:
+            box.collect_artifacts(result, outcome.streams.stdout, spec)
         return result
 
     def _state(self, container: str) -> dict:
