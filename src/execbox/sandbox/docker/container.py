@@ -25,7 +25,6 @@ reads them back from the stream's pipe either.
 
 from __future__ import annotations
 
-import errno
 import io
 import json
 import math
@@ -47,7 +46,8 @@ from execbox.sandbox.base import (
     signal_of,
 )
 from execbox.sandbox.docker.frames import Demultiplexer, Stream
-from execbox.sandbox.syscalls import DENIED_SYSCALLS, namespace_flag_bits
+from execbox.sandbox.syscalls import Arg, Op
+from execbox.sandbox.syscalls import rules as syscall_rules
 
 USER = 65534
 LABEL = "org.execbox"
@@ -385,22 +385,34 @@ def judge(
     )
 
 
+DOCKER_OPS = {
+    Op.EQ: "SCMP_CMP_EQ",
+    Op.NE: "SCMP_CMP_NE",
+    Op.GT: "SCMP_CMP_GT",
+    Op.MASKED_EQ: "SCMP_CMP_MASKED_EQ",
+}
+
+
+def _docker_arg(arg: Arg) -> dict:
+    if arg.op is Op.MASKED_EQ:  # Docker's "value" is the mask, "valueTwo" the result
+        return {
+            "index": arg.index,
+            "value": arg.mask,
+            "valueTwo": arg.value,
+            "op": DOCKER_OPS[arg.op],
+        }
+    return {"index": arg.index, "value": arg.value, "valueTwo": 0, "op": DOCKER_OPS[arg.op]}
+
+
 def seccomp_profile() -> str:
     """The syscall policy of sandbox/syscalls.py as a Docker seccomp profile (JSON)."""
-    rules: list[dict] = [
-        {"names": list(DENIED_SYSCALLS), "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EPERM},
-        {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.ENOSYS},
-    ]
-    for flag in namespace_flag_bits():
-        rules.append(
-            {
-                "names": ["clone"],
-                "action": "SCMP_ACT_ERRNO",
-                "errnoRet": errno.EPERM,
-                "args": [{"index": 0, "value": flag, "valueTwo": flag, "op": "SCMP_CMP_MASKED_EQ"}],
-            }
-        )
-    return json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": rules})
+    profile_rules = []
+    for rule in syscall_rules():
+        entry: dict = {"names": [rule.syscall], "action": "SCMP_ACT_ERRNO", "errnoRet": rule.errno}
+        if rule.args:
+            entry["args"] = [_docker_arg(arg) for arg in rule.args]
+        profile_rules.append(entry)
+    return json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": profile_rules})
 
 
 SECCOMP_PROFILE = seccomp_profile()

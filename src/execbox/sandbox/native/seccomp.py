@@ -5,28 +5,32 @@ the native architecture.
 
 from __future__ import annotations
 
-import errno
 import tempfile
 
 import pyseccomp as seccomp
 
-from execbox.sandbox.syscalls import DENIED_SYSCALLS, namespace_flag_bits
+from execbox.sandbox.syscalls import Arg, Op, rules
+
+OPS = {Op.EQ: seccomp.EQ, Op.NE: seccomp.NE, Op.GT: seccomp.GT, Op.MASKED_EQ: seccomp.MASKED_EQ}
+
+
+def _arg(arg: Arg) -> seccomp.Arg:
+    if arg.op is Op.MASKED_EQ:
+        return seccomp.Arg(arg.index, seccomp.MASKED_EQ, arg.mask, arg.value)
+    return seccomp.Arg(arg.index, OPS[arg.op], arg.value)
 
 
 def build_filter() -> bytes:
     """The BPF program, ready for ``bwrap --seccomp FD``."""
-    rules = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
-    for name in DENIED_SYSCALLS:
+    filter_ = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
+    for rule in rules():
         try:
-            rules.add_rule(seccomp.ERRNO(errno.EPERM), name)
+            filter_.add_rule(seccomp.ERRNO(rule.errno), rule.syscall, *map(_arg, rule.args))
         except (RuntimeError, ValueError, OSError):
-            continue  # a syscall this kernel or libseccomp does not know
-    rules.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
-    for flag in namespace_flag_bits():
-        rules.add_rule(
-            seccomp.ERRNO(errno.EPERM), "clone", seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag)
-        )
+            if not rule.args:
+                continue  # a syscall this kernel or libseccomp does not know
+            raise
     with tempfile.TemporaryFile() as out:
-        rules.export_bpf(out)
+        filter_.export_bpf(out)
         out.seek(0)
         return out.read()

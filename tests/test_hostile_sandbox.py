@@ -1,0 +1,132 @@
+"""Hostile programs against the sandbox's own walls: what the syscall policy refuses, on both
+backends."""
+
+from __future__ import annotations
+
+import pytest
+
+BACKENDS = ("native", "docker")
+
+CTYPES = "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+EAFNOSUPPORT, EPROTONOSUPPORT, EPERM = 97, 93, 1
+
+
+def calls(run, lines: dict[str, str]) -> dict[str, tuple[int, int]]:
+    """Run each named C call inside the sandbox: {name: (return value, errno)}."""
+    code = CTYPES + "".join(
+        f"ctypes.set_errno(0)\nr = {call}\nprint({name!r}, r, ctypes.get_errno())\n"
+        for name, call in lines.items()
+    )
+    body = run("python", code)
+    assert body["status"] == "ok", body
+    return {
+        name: (int(r), int(e))
+        for name, r, e in (line.split() for line in body["run"]["stdout"].splitlines())
+    }
+
+
+# AF_VSOCK ignores network namespaces: it would reach the VM's hypervisor and other runs.
+REFUSED_FAMILIES = {
+    "vsock": 40,
+    "packet": 17,
+    "alg": 38,
+    "bluetooth": 31,
+    "unspec": 0,
+    "ax25": 3,
+    "xdp": 44,
+    "unknown": 1000,
+}
+
+
+def test_only_local_and_ip_socket_families_can_be_opened(run):
+    results = calls(
+        run,
+        {
+            **{name: f"libc.socket({family}, 1, 0)" for name, family in REFUSED_FAMILIES.items()},
+            # The filter reads all 64 bits of the register, the kernel only an int.
+            "vsock_high_bits": "libc.syscall(41, ctypes.c_long(40 | 1 << 32), 1, 0)",
+            "pair_vsock": "libc.socketpair(40, 1, 0, (ctypes.c_int * 2)())",
+            "unix": "libc.socket(1, 1, 0)",
+            "inet": "libc.socket(2, 1, 0)",
+            "inet6": "libc.socket(10, 2, 0)",
+            "pair_unix": "libc.socketpair(1, 1, 0, (ctypes.c_int * 2)())",
+            "netlink_route": "libc.socket(16, 3, 0)",
+            "netlink_uevent": "libc.socket(16, 2, 15)",
+        },
+    )
+    for name in [*REFUSED_FAMILIES, "vsock_high_bits", "pair_vsock"]:
+        assert results[name] == (-1, EAFNOSUPPORT), (name, results[name])
+    assert results["netlink_uevent"] == (-1, EPROTONOSUPPORT)
+    for name in ("unix", "inet", "inet6", "netlink_route"):
+        assert results[name][0] >= 0, (name, results[name])
+    assert results["pair_unix"][0] == 0
+
+
+@pytest.mark.parametrize(
+    "language,code,expected",
+    [
+        (
+            "python",
+            "import socket\nprint('127.0.0.1' in {a[4][0] for a in socket.getaddrinfo('127.0.0.1', 80, flags=socket.AI_ADDRCONFIG)},"
+            " [n for _, n in socket.if_nameindex()])",
+            "True ['lo']",
+        ),
+        (
+            "go",
+            'package main\nimport ("fmt"; "net")\nfunc main() {\n'
+            " ifs, err := net.Interfaces(); if err != nil { panic(err) }\n"
+            ' addrs, err := net.LookupHost("127.0.0.1"); if err != nil { panic(err) }\n'
+            ' l, err := net.Listen("tcp", "127.0.0.1:0"); if err != nil { panic(err) }\n'
+            " l.Close(); fmt.Println(len(ifs), len(addrs) > 0)\n}",
+            "1 true",
+        ),
+        (
+            "javascript",
+            "const os = require('os'); const dns = require('dns');\n"
+            "dns.lookup('127.0.0.1', { all: true }, (err, addr) => { if (err) throw err;"
+            " console.log(Object.keys(os.networkInterfaces()).join(','), !!addr); });",
+            "lo true",
+        ),
+        (
+            "java",
+            "import java.net.*; import java.util.*;\npublic class Main {"
+            " public static void main(String[] a) throws Exception {"
+            " System.out.println(Collections.list(NetworkInterface.getNetworkInterfaces()).size()"
+            ' + " " + InetAddress.getByName("127.0.0.1").isLoopbackAddress()); } }',
+            "1 true",
+        ),
+    ],
+)
+def test_runtimes_still_network_on_loopback(run, language, code, expected):
+    """Name resolution and interface listing (netlink) keep working in every runtime. (Numeric
+    names: the Docker backend's /etc/hosts is empty.)"""
+    body = run(language, code)
+    assert body["status"] == "ok", body
+    assert body["run"]["stdout"].strip() == expected
+
+
+def test_personality_takes_only_the_values_runtimes_use(run):
+    results = calls(
+        run,
+        {
+            "query": "libc.personality(ctypes.c_ulong(0xFFFFFFFF))",
+            "linux32": "libc.personality(ctypes.c_ulong(0x0008))",
+            "uname26": "libc.personality(ctypes.c_ulong(0x20008))",
+            "back": "libc.personality(ctypes.c_ulong(0))",
+            "mmap_page_zero": "libc.personality(ctypes.c_ulong(0x0100000))",
+            "read_implies_exec": "libc.personality(ctypes.c_ulong(0x0400000))",
+            "no_randomize_linux32": "libc.personality(ctypes.c_ulong(0x0040008))",
+            "almost_all": "libc.personality(ctypes.c_ulong(0xFFFFFFFE))",
+            "high_bits": "libc.syscall(135, ctypes.c_long(1 << 32))",
+        },
+    )
+    assert results["query"][0] == 0
+    assert results["linux32"][0] == 0 and results["uname26"][0] == 0x0008
+    assert results["back"][0] == 0x20008
+    for name in ("mmap_page_zero", "read_implies_exec", "no_randomize_linux32", "almost_all"):
+        assert results[name] == (-1, EPERM), (name, results[name])
+    assert results["high_bits"] == (-1, EPERM)
+
+
+def test_modify_ldt_is_refused(run):
+    assert calls(run, {"ldt": "libc.syscall(154, 0, None, 0)"})["ldt"] == (-1, EPERM)
