@@ -14,6 +14,7 @@ from execbox.engine import (
     StageReport,
     Status,
 )
+from execbox.submissions.result_bound import bound_result
 
 
 def _b64(data: bytes) -> str:
@@ -80,25 +81,29 @@ def _report_from_json(data: dict | None) -> StageReport | None:
     )
 
 
-def result_to_json(result: ExecutionResult) -> dict:
+def result_to_json(result: ExecutionResult, max_output_bytes: int) -> dict:
+    """The result to store, with at most ``max_output_bytes`` of output in all."""
+    result = bound_result(result, max_output_bytes)
     return {
         "language": result.language,
         "version": result.version,
         "status": result.status.value,
         "compile": _report_to_json(result.compile),
-        "run": _report_to_json(result.run),
+        # With test cases the run is the first case: stored once.
+        "run": None if result.cases else _report_to_json(result.run),
         "cases": [_report_to_json(r) for r in result.cases],
     }
 
 
 def result_from_json(data: dict) -> ExecutionResult:
+    cases = [r for r in map(_report_from_json, data["cases"]) if r is not None]
     return ExecutionResult(
         language=data["language"],
         version=data["version"],
         status=Status(data["status"]),
         compile=_report_from_json(data["compile"]),
-        run=_report_from_json(data["run"]),
-        cases=[r for r in map(_report_from_json, data["cases"]) if r is not None],
+        run=_report_from_json(data["run"]) or (cases[0] if cases else None),
+        cases=cases,
     )
 
 

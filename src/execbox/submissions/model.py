@@ -26,6 +26,7 @@ class Submission:
     finished_at: float | None = None
     callback_url: str | None = None
     extra: dict = field(default_factory=dict)  # dialect-specific details (Judge0's fields)
+    attempts: int = 0  # times a server started running it
 
 
 @dataclass

@@ -1,10 +1,14 @@
 """Runs stored submissions through the same scheduler and engine as synchronous requests.
 
 Accepted submissions are written to the store before the client hears their ids; workers take
-them in order and run each through the scheduler (so they share the machine fairly with
-synchronous requests), then store the result, wake whoever waits, and send the callback.
-On start, whatever a previous server left queued or running is queued again: a submission
-is never lost to a restart (one that was running is run again from the start).
+them round-robin by caller and run each through the scheduler (so they share the machine
+fairly with synchronous requests), then store the result, wake whoever waits, and send the
+callback. On start, whatever a previous server left queued or running is queued again: a
+submission is never lost to a restart (one that was running is run again from the start).
+
+Workers do not die: whatever goes wrong with one submission ends it as an internal error, and
+a worker task that ends anyway is logged and replaced. A submission that was running each of
+the last ``MAX_ATTEMPTS`` times a server stopped without finishing it is failed, not run again.
 """
 
 from __future__ import annotations
@@ -14,13 +18,15 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from execbox.config import Settings
 from execbox.engine import Engine, ExecutionError
 from execbox.scheduler import QueueFull, QueueTimeout, Scheduler, ShuttingDown
 from execbox.submissions import codec
 from execbox.submissions.callbacks import CallbackSender
+from execbox.submissions.fair_queue import FairQueue
 from execbox.submissions.model import NewSubmission, Submission, SubmissionState
 from execbox.submissions.store import SubmissionStore
 
@@ -28,6 +34,7 @@ log = logging.getLogger("execbox.submissions")
 
 RETRY_S = 0.5  # a worker refused by a full scheduler queue tries again after this
 EXPIRY_EVERY_S = 60.0
+MAX_ATTEMPTS = 3
 
 
 class TooManySubmissions(ExecutionError):
@@ -50,25 +57,33 @@ class SubmissionRunner:
         self.settings = settings
         self.callbacks = callbacks
         self.render_callback = render_callback or {}
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self.per_caller = max(
+            1, int(settings.max_pending_submissions * settings.caller_queue_share)
+        )
+        self._queue = FairQueue()
         self._finished: dict[str, asyncio.Event] = {}
         self._waiters: dict[str, int] = {}
         self._tasks: set[asyncio.Task] = set()
+        self._closing = False
 
     async def start(self) -> None:
         recovered = self.store.unfinished()
-        for submission in recovered:
-            if submission.state is SubmissionState.RUNNING:
-                self.store.set_state(submission.id, SubmissionState.QUEUED)
-            self._queue.put_nowait(submission.id)
+        for pending in recovered:
+            if pending.attempts >= MAX_ATTEMPTS:
+                self._give_up(pending.id, pending.attempts)
+                continue
+            if pending.state is SubmissionState.RUNNING:
+                self.store.requeue(pending.id, count_attempt=True)
+            self._queue.put(pending.caller, pending.id)
         if recovered:
             log.info("%d unfinished submissions of the last server queued again", len(recovered))
-        for _ in range(max(1, self.settings.max_concurrency)):
-            self._spawn(self._worker())
-        self._spawn(self._expire())
+        for number in range(max(1, self.settings.max_concurrency)):
+            self._supervise(self._worker, f"submission worker {number}")
+        self._supervise(self._expire, "submission expiry")
 
     async def close(self) -> None:
         """Stop the workers; what is unfinished stays in the store for the next start."""
+        self._closing = True
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -76,7 +91,23 @@ class SubmissionRunner:
             await self.callbacks.close()
         self.store.close()
 
-    def _spawn(self, coroutine) -> None:
+    def _supervise(self, loop: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
+        """Run ``loop`` as a task that is started again, and logged, whenever it ends while
+        the server is not stopping."""
+
+        def ended(task: asyncio.Task) -> None:
+            self._tasks.discard(task)
+            if self._closing or task.cancelled() or self.scheduler.stats().draining:
+                return
+            error = task.exception()
+            log.error("%s ended unexpectedly; started again", name, exc_info=error)
+            self._supervise(loop, name)
+
+        task = asyncio.create_task(loop(), name=name)
+        self._tasks.add(task)
+        task.add_done_callback(ended)
+
+    def _background(self, coroutine: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -88,11 +119,19 @@ class SubmissionRunner:
         submissions."""
         for item in items:
             self.engine.prepare(item.execution)  # bad input fails here, before anything is stored
+        most = self.settings.max_pending_submissions
         pending = self.store.count_unfinished()
-        if pending + len(items) > self.settings.max_pending_submissions:
+        if pending + len(items) > most:
             raise TooManySubmissions(
-                f"{pending} submissions are waiting, the most this server keeps is "
-                f"{self.settings.max_pending_submissions}; retry later"
+                f"{pending} submissions are waiting, the most this server keeps is {most}; "
+                "retry later"
+            )
+        mine = self.store.count_unfinished(caller)
+        if mine + len(items) > self.per_caller:
+            raise TooManySubmissions(
+                f"you have {mine} unfinished submissions and sent {len(items)} more; one caller "
+                f"may have at most {self.per_caller} waiting (of the server's {most}); retry "
+                "when some have finished"
             )
         now = time.time()
         submissions = [
@@ -109,7 +148,7 @@ class SubmissionRunner:
         ]
         self.store.add(submissions)
         for submission in submissions:
-            self._queue.put_nowait(submission.id)
+            self._queue.put(caller, submission.id)
         return submissions
 
     def get(self, ids: list[str]) -> dict[str, Submission]:
@@ -137,46 +176,107 @@ class SubmissionRunner:
 
     async def _worker(self) -> None:
         while True:
-            id = await self._queue.get()
-            submission = self.store.get([id]).get(id)
-            if submission is None or submission.state is SubmissionState.DONE:
-                continue
+            caller, id = await self._queue.get()
             try:
-                result = await self._run(submission)
-            except ShuttingDown:
-                return  # stays queued in the store: the next server runs it
-            except Exception as err:
-                log.exception("submission %s failed", id)
-                result = codec.failure(f"internal error: {err}")
-            self.store.finish(id, result)
-            submission.state, submission.result = SubmissionState.DONE, result
-            if (event := self._finished.get(id)) is not None:
-                event.set()
-            if submission.callback_url and self.callbacks is not None:
-                render = self.render_callback.get(submission.dialect)
-                if render is not None:
-                    self._spawn(self.callbacks.send(submission.callback_url, render(submission)))
+                if not await self._process(id):
+                    return  # the server is stopping: the submission stays queued in the store
+            except Exception:
+                # Even storing its failure failed (the store itself is in trouble): the
+                # submission is tried again, a bounded number of times in all.
+                log.exception("submission %s could not be processed", id)
+                self._retry_later(caller, id)
+
+    async def _process(self, id: str) -> bool:
+        """Run one submission and store how it ended; False when the server is stopping."""
+        submission = self.store.get([id]).get(id)
+        if submission is None or submission.state is SubmissionState.DONE:
+            return True
+        attempts = self.store.start_attempt(id)
+        try:
+            result = await self._run(submission)
+        except ShuttingDown:
+            self.store.requeue(id, count_attempt=False)
+            return False
+        except asyncio.CancelledError:
+            self.store.requeue(id, count_attempt=False)
+            raise
+        except Exception as err:
+            log.exception("submission %s failed (attempt %d)", id, attempts)
+            result = codec.failure(f"internal error: {err}")
+        self._finish(submission, result)
+        return True
+
+    def _finish(self, submission: Submission, result: dict) -> None:
+        try:
+            self.store.finish(submission.id, result)
+        except Exception as err:
+            log.exception("the result of submission %s could not be stored", submission.id)
+            result = codec.failure(f"internal error: the result could not be stored: {err}")
+            self.store.finish(submission.id, result)
+        submission.state, submission.result = SubmissionState.DONE, result
+        if (event := self._finished.get(submission.id)) is not None:
+            event.set()
+        if submission.callback_url and self.callbacks is not None:
+            render = self.render_callback.get(submission.dialect)
+            if render is None:
+                return
+            try:
+                body = render(submission)
+            except Exception:
+                log.exception("the callback of submission %s could not be made", submission.id)
+                return
+            self._background(self.callbacks.send(submission.callback_url, body))
+
+    def _retry_later(self, caller: str, id: str) -> None:
+        try:
+            found = self.store.get([id]).get(id)
+            if found is None or found.state is SubmissionState.DONE:
+                return
+            if found.attempts >= MAX_ATTEMPTS:
+                self._give_up(id, found.attempts)
+                return
+            self.store.requeue(id, count_attempt=True)
+        except Exception:
+            log.exception("submission %s is left to the next server start", id)
+            return
+        self._background(self._requeue_after(RETRY_S, caller, id))
+
+    async def _requeue_after(self, delay_s: float, caller: str, id: str) -> None:
+        await asyncio.sleep(delay_s)
+        self._queue.put(caller, id)
+
+    def _give_up(self, id: str, attempts: int) -> None:
+        log.error("submission %s given up after %d attempts", id, attempts)
+        message = (
+            f"internal error: given up after {attempts} attempts; each time, the server "
+            "stopped or failed while running this submission"
+        )
+        self.store.finish(id, codec.failure(message))
+        if (event := self._finished.get(id)) is not None:
+            event.set()
 
     async def _run(self, submission: Submission) -> dict:
         try:
             job = self.engine.prepare(codec.request_from_json(submission.request))
         except ExecutionError as err:
             return codec.failure(str(err))
-        self.store.set_state(submission.id, SubmissionState.RUNNING)
         with self.engine.expecting(job):
             while True:
                 try:
                     result = await self.scheduler.run(
                         lambda: self.engine.execute(job), submission.caller, job.memory_bytes
                     )
-                    return codec.result_to_json(result)
+                    return codec.result_to_json(result, self.settings.max_result_bytes)
                 except (QueueFull, QueueTimeout):
                     await asyncio.sleep(RETRY_S)
 
     async def _expire(self) -> None:
         ttl = self.settings.submission_ttl_s
         while True:
-            removed = self.store.expire(time.time() - ttl)
-            if removed:
-                log.info("%d finished submissions expired", removed)
+            try:
+                removed = self.store.expire(time.time() - ttl)
+                if removed:
+                    log.info("%d finished submissions expired", removed)
+            except Exception:
+                log.exception("expiring finished submissions failed; trying again later")
             await asyncio.sleep(min(EXPIRY_EVERY_S, max(0.5, ttl / 2)))
