@@ -13,10 +13,12 @@ from conftest import Server
 from execbox.submissions.store import SCHEMA
 
 
-def wait_state(url: str, id: str, states: set[str], timeout: float = 60) -> dict:
+def wait_state(
+    url: str, id: str, states: set[str], timeout: float = 60, headers: dict | None = None
+) -> dict:
     deadline = time.monotonic() + timeout
     while True:
-        body = httpx.get(f"{url}/api/v1/submissions/{id}", timeout=30).json()
+        body = httpx.get(f"{url}/api/v1/submissions/{id}", timeout=30, headers=headers).json()
         if body["state"] in states:
             return body
         assert time.monotonic() < deadline, f"submission {id} never got to {states}: {body}"
@@ -146,5 +148,40 @@ def test_a_graceful_restart_does_not_count_as_an_attempt(tmp_path):
     srv = Server(env=env).start()
     try:
         assert wait_state(srv.url, id, {"done"})["result"]["run"]["stdout"] == "slept\n"
+    finally:
+        srv.stop()
+
+
+def test_stored_submissions_are_served_round_robin_with_a_share_per_caller(tmp_path):
+    """Caller A queues its whole share of 1 s sleeps (one slot); caller B's one submission runs
+    next, not after all of A's; A past its share gets a 429 while B still gets in."""
+    srv = Server(
+        env={
+            "EXECBOX_SUBMISSIONS_DB": str(tmp_path / "s.db"),
+            "EXECBOX_MAX_CONCURRENCY": "1",
+            "EXECBOX_API_KEYS": "key-a,key-b",
+            "EXECBOX_MAX_PENDING_SUBMISSIONS": "20",
+            "EXECBOX_CALLER_QUEUE_SHARE": "0.5",
+            "EXECBOX_SHUTDOWN_GRACE_S": "1",
+        }
+    ).start()
+    a, b = {"X-API-Key": "key-a"}, {"X-API-Key": "key-b"}
+    sleep = {"language": "bash", "code": "sleep 1"}
+    try:
+        batch = httpx.post(
+            srv.url + "/api/v1/submissions/batch", json={"submissions": [sleep] * 10}, headers=a
+        )
+        assert batch.status_code == 202, batch.text
+        wait_state(srv.url, batch.json()["ids"][0], {"running"}, timeout=30, headers=a)
+        refused = httpx.post(srv.url + "/api/v1/submissions", json=sleep, headers=a)
+        assert refused.status_code == 429, refused.text
+        assert "at most 10" in refused.json()["message"]
+        started = time.monotonic()
+        id = submit(srv.url, {"language": "bash", "code": "echo b"}, headers=b)
+        done = wait_state(srv.url, id, {"done"}, timeout=60, headers=b)
+        waited = time.monotonic() - started
+        assert done["result"]["run"]["stdout"] == "b\n"
+        # First in, first out, B would wait for ten seconds of A's sleeps.
+        assert waited < 5, f"B waited {waited:.1f} s behind A's backlog"
     finally:
         srv.stop()

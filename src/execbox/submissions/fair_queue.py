@@ -11,12 +11,19 @@ class FairQueue:
     def __init__(self) -> None:
         self._queues: OrderedDict[str, deque[str]] = OrderedDict()
         self._available = asyncio.Semaphore(0)  # counts the ids held
+        self._last: str | None = None  # the caller served last
 
     def __len__(self) -> int:
         return sum(len(queue) for queue in self._queues.values())
 
     def put(self, caller: str, id: str) -> None:
-        self._queues.setdefault(caller, deque()).append(id)
+        if caller not in self._queues:
+            self._queues[caller] = deque()
+            # A caller that just arrived goes before the one served last, not after it: with
+            # one busy caller, the next turn is the newcomer's.
+            if self._last in self._queues:
+                self._queues.move_to_end(self._last)
+        self._queues[caller].append(id)
         self._available.release()
 
     async def get(self) -> tuple[str, str]:
@@ -24,6 +31,7 @@ class FairQueue:
         await self._available.acquire()
         caller, queue = next(iter(self._queues.items()))
         id = queue.popleft()
+        self._last = caller
         if queue:
             self._queues.move_to_end(caller)
         else:
