@@ -130,3 +130,42 @@ def test_personality_takes_only_the_values_runtimes_use(run):
 
 def test_modify_ldt_is_refused(run):
     assert calls(run, {"ldt": "libc.syscall(154, 0, None, 0)"})["ldt"] == (-1, EPERM)
+
+
+# The process that reports the program's end (native: the stub, pid 1; Docker: the control
+# shell) is its parent, runs as its uid, and must be out of its reach.
+REPORTER_PROBE = r"""
+import os, sys
+def attempt(action):
+    try:
+        action()
+        return "allowed"
+    except OSError as err:
+        return err.errno
+parent = os.getppid()
+print("mem", attempt(lambda: os.close(os.open(f"/proc/{parent}/mem", os.O_RDWR))))
+print("fds", attempt(lambda: os.listdir(f"/proc/{parent}/fd")))
+print("environ", attempt(lambda: open(f"/proc/{parent}/environ", "rb").read()))
+print("self", attempt(lambda: os.close(os.open("/proc/self/mem", os.O_RDWR))))
+sys.exit(7)
+"""
+
+
+def test_the_program_cannot_reach_the_process_that_reports_its_end(run, backend):
+    body = run("python", REPORTER_PROBE)
+    assert body["status"] == "runtime_error" and body["run"]["exit_code"] == 7, body
+    seen = dict(line.split() for line in body["run"]["stdout"].splitlines())
+    for name in ("mem", "fds", "environ"):
+        assert seen[name] in ("1", "13"), (name, seen)  # EPERM or EACCES
+    assert seen["self"] == "allowed"  # the program itself is dumpable as usual
+
+
+def test_only_a_real_wait_status_is_taken_from_the_stub():
+    """Pure logic: what the host accepts on the stub's status pipe."""
+    from execbox.sandbox.native.box import BadStatus, wait_status
+
+    assert wait_status(b"1792\n") == 7 << 8  # exit 7
+    assert wait_status(b"0\n") == 0
+    assert wait_status(b"9\n") == 9 and wait_status(b"139\n") == 139  # SIGKILL; SIGSEGV + core
+    for forged in (b"99999999999999999999999\n", b"-1\n", b"127\n", b"1793\n", b"x\n", b"65536\n"):
+        assert isinstance(wait_status(forged), BadStatus), forged

@@ -360,14 +360,33 @@ class _Capture:
         return b"".join(self.chunks), self.truncated
 
 
-async def _stub_status(fd: int) -> int | None:
+@dataclass(frozen=True)
+class BadStatus:
+    """What the stub wrote where a wait status belongs, when it is none."""
+
+    text: str
+
+
+def wait_status(line: bytes) -> int | BadStatus:
+    """The wait status in the stub's line, checked to be one that wait(2) gives for a process
+    that ended: exited (code in bits 8-15) or killed by a signal (bits 0-6, core flag 7)."""
+    try:
+        status = int(line)
+    except ValueError:
+        status = -1
+    if 0 <= status <= 0xFFFF:
+        exited = status & 0xFF == 0
+        signalled = status >> 8 == 0 and 0 < status & 0x7F < 0x7F
+        if exited or signalled:
+            return status
+    return BadStatus(line[:64].decode(errors="replace").strip())
+
+
+async def _stub_status(fd: int) -> int | BadStatus | None:
     """The program's wait status, as the stub reports it when the program ends; None when the
     stub ended without one (it failed, or the sandbox was killed first)."""
     line = await _read_until(fd, _line)
-    try:
-        return None if line is None else int(line)
-    except ValueError:
-        return None
+    return None if line is None else wait_status(line)
 
 
 async def _relay_output(relay, pieces: asyncio.Queue) -> None:
@@ -402,10 +421,10 @@ async def _supervise(box: Box, spec: StageSpec, started: float, cpus: float) -> 
         ends = {tasks["status"], tasks["exit"], tasks["stop"]}
         await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
         wall_ms = (time.monotonic() - started) * 1000
+        report = None
         if tasks["status"].done() and not watch.stopped.is_set():
-            status = tasks["status"].result()
-        else:
-            status = None
+            report = tasks["status"].result()
+        status = report if isinstance(report, int) else None
         tasks["watchdog"].cancel()
         # Whatever is left (daemons, a process that tripped a limit) dies with the sandbox's
         # pid namespace. (Process.kill() is avoided: it may reap the process behind asyncio's
@@ -434,6 +453,10 @@ async def _supervise(box: Box, spec: StageSpec, started: float, cpus: float) -> 
         stderr.stop()
         for task in tasks.values():
             task.cancel()
+    if isinstance(report, BadStatus):
+        # The stub is out of the program's reach (not dumpable): this is the sandbox's fault.
+        message = f"the sandbox's pid 1 reported {report.text!r}, not a wait status"
+        return StageResult(None, None, b"", b"", internal_error=message)
     (out, out_cut), (err, err_cut) = stdout.result(), stderr.result()
     cpu_ms = cgroup.cpu_time_ns() / 1e6
     memory = cgroup.memory_peak()

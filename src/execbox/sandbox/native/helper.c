@@ -12,12 +12,13 @@
  *       The service spawns it with vfork and no worker thread: the whole start of a box is one
  *       process start, with no Python code between the fork and the sandbox.
  *   execbox-helper stub FD STATUS_FD
- *       (inside the sandbox) write "ready\n" on STATUS_FD (bwrap has finished setting up the
- *       sandbox), then wait for the run's words on FD, NUL-separated: soft and hard CPU
- *       seconds, file size KiB, stack KiB, whether stderr joins stdout (1/0), then argv. Lower
- *       the rlimits (setting another uid's limits from the host would need CAP_SYS_RESOURCE),
- *       start the program, and write its wait status on STATUS_FD the moment it ends: the host
- *       then has its result without waiting for the sandbox's teardown.
+ *       (inside the sandbox) make itself non-dumpable, write "ready\n" on STATUS_FD (bwrap
+ *       has finished setting up the sandbox), then wait for the run's words on FD,
+ *       NUL-separated: soft and hard CPU seconds, file size KiB, stack KiB, whether stderr
+ *       joins stdout (1/0), then argv. Lower the rlimits (setting another uid's limits from
+ *       the host would need CAP_SYS_RESOURCE), start the program, and write its wait status
+ *       on STATUS_FD the moment it ends: the host then has its result without waiting for the
+ *       sandbox's teardown.
  *
  * Exit codes: 125 = the helper failed (the host reports it as a sandbox failure, by the
  * "stub:" prefix); 126/127 = the program could not be executed / was not found, as a shell.
@@ -35,6 +36,7 @@
 #include <sys/wait.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <fcntl.h>
 
 #define MAX_WORDS_BYTES (16 << 20)
@@ -389,6 +391,11 @@ static int stub(int argc, char **argv, char **envp) {
     unsigned long long fd, status_fd;
     if (argc != 4 || !parse_number(argv[2], &fd) || !parse_number(argv[3], &status_fd))
         return usage("stub: usage: stub FD STATUS_FD");
+    /* The program runs as this uid: were the stub dumpable, it could write the stub's memory
+     * (/proc/1/mem) or its status pipe (/proc/1/fd) and report an end of its choosing. The
+     * program's own exec makes it dumpable again (a readable binary, same uid). */
+    long undumpable = SYS2(SYS_prctl, PR_SET_DUMPABLE, 0);
+    if (failed(undumpable)) return fail("stub", "becoming non-dumpable", -undumpable);
     /* The sandbox is set up (bwrap execs its first program last): the host may now use it. */
     SYS3(SYS_write, status_fd, READY, length(READY));
     size_t size;
