@@ -17,14 +17,18 @@ from conftest import Server
 ADD = '#include <stdio.h>\nint main(){int a,b; scanf("%d %d",&a,&b); printf("%d\\n",a+b);}'
 
 
-def wait_done(url: str, id: str, timeout: float = 60) -> dict:
+def wait_state(url: str, id: str, state: str, timeout: float = 60) -> dict:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         body = httpx.get(f"{url}/api/v1/submissions/{id}").json()
-        if body["state"] == "done":
+        if body["state"] == state:
             return body
+        assert time.monotonic() < deadline, f"submission {id} never got {state}: {body}"
         time.sleep(0.05)
-    raise AssertionError(f"submission {id} did not finish: {body}")
+
+
+def wait_done(url: str, id: str, timeout: float = 60) -> dict:
+    return wait_state(url, id, "done", timeout)
 
 
 def test_test_cases_compile_once_and_are_judged_each(server):
@@ -98,18 +102,30 @@ def test_a_crash_loses_no_submission(tmp_path):
     db = str(tmp_path / "store.db")
     env = {"EXECBOX_SUBMISSIONS_DB": db, "EXECBOX_MAX_CONCURRENCY": "1"}
     first = Server(env=env).start()
-    slow = httpx.post(
-        first.url + "/api/v1/submissions", json={"language": "bash", "code": "sleep 2; echo slow"}
-    ).json()["id"]
-    quick = [
-        httpx.post(
-            first.url + "/api/v1/submissions", json={"language": "bash", "code": f"echo quick {i}"}
+    try:
+        slow = httpx.post(
+            first.url + "/api/v1/submissions",
+            json={
+                "language": "bash",
+                "code": "sleep 3; echo slow",
+                "limits": {"wall_time_ms": 20000},
+            },
         ).json()["id"]
-        for i in range(4)
-    ]
-    time.sleep(0.7)  # the slow one is running, the others wait behind it
-    assert httpx.get(f"{first.url}/api/v1/submissions/{slow}").json()["state"] == "running"
-    first.stop(signal.SIGKILL)
+        quick = [
+            httpx.post(
+                first.url + "/api/v1/submissions",
+                json={"language": "bash", "code": f"echo quick {i}"},
+            ).json()["id"]
+            for i in range(4)
+        ]
+        # The slow one is running, the others wait behind it (one slot).
+        wait_state(first.url, slow, "running")
+        states = [httpx.get(f"{first.url}/api/v1/submissions/{id}").json() for id in quick]
+        assert [s["state"] for s in states] == ["queued"] * 4
+    except BaseException:
+        first.stop()  # gracefully: a test that fails here leaves nothing behind
+        raise
+    first.stop(signal.SIGKILL)  # the next server removes what this one leaves
     second = Server(env=env).start()
     try:
         assert wait_done(second.url, slow)["result"]["run"]["stdout"] == "slow\n"
@@ -127,15 +143,17 @@ def test_a_graceful_stop_keeps_queued_submissions(tmp_path):
         "EXECBOX_SHUTDOWN_GRACE_S": "5",
     }
     first = Server(env=env).start()
-    ids = [
-        httpx.post(
-            first.url + "/api/v1/submissions",
-            json={"language": "bash", "code": f"sleep 0.5; echo {i}"},
-        ).json()["id"]
-        for i in range(6)
-    ]
-    time.sleep(0.3)
-    first.stop(signal.SIGTERM)
+    try:
+        ids = [
+            httpx.post(
+                first.url + "/api/v1/submissions",
+                json={"language": "bash", "code": f"sleep 0.5; echo {i}"},
+            ).json()["id"]
+            for i in range(6)
+        ]
+        wait_state(first.url, ids[0], "running")
+    finally:
+        first.stop(signal.SIGTERM)
     second = Server(env=env).start()
     try:
         assert [wait_done(second.url, id)["result"]["run"]["stdout"] for id in ids] == [
