@@ -116,3 +116,34 @@ def test_cache_evicts_least_recently_used_and_skips_limit_failures():
     assert kept == {"a", "c"}
     assert time_limit_cached is False
     assert size <= 250
+
+
+def test_another_callers_compile_is_not_revealed(tmp_path):
+    """The cache is shared, but only the caller who compiled a source hears that it hit: to
+    another caller, the same source's compile stage reads as a compile of its own."""
+    from conftest import Server
+
+    srv = Server(
+        env={
+            "EXECBOX_API_KEYS": "key-a,key-b",
+            "EXECBOX_SUBMISSIONS_DB": str(tmp_path / "s.db"),
+        }
+    ).start()
+    body = {"language": "c", "code": unique_c('int main(void) { puts("mine"); return 0; }')}
+
+    def compile_as(key: str) -> dict:
+        response = httpx.post(
+            srv.url + "/api/v1/execute", json=body, headers={"X-API-Key": key}, timeout=120
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["run"]["stdout"] == "mine\n"
+        return response.json()["compile"]
+
+    try:
+        first = compile_as("key-a")
+        again = compile_as("key-a")
+        other = compile_as("key-b")
+    finally:
+        srv.stop()
+    assert first["cached"] is False and again["cached"] is True
+    assert other == first  # not cached, and nothing else differs from a compile of its own

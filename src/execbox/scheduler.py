@@ -16,10 +16,15 @@ import contextlib
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 T = TypeVar("T")
+
+# The caller whose work runs in this task, while it runs: what the work reports may depend on
+# who asked (the compile cache tells only the caller who compiled that it hit).
+current_caller: ContextVar[str] = ContextVar("current_caller", default="")
 
 
 class Refused(Exception):
@@ -122,9 +127,11 @@ class Scheduler:
         started = time.monotonic()
         if on_admitted is not None:
             on_admitted(started - asked)
+        token = current_caller.set(caller)
         try:
             return await work()
         finally:
+            current_caller.reset(token)
             self._recent_run_s = 0.8 * self._recent_run_s + 0.2 * (time.monotonic() - started)
             self._release(ticket)
 
