@@ -55,3 +55,41 @@ def test_write_files_refuses_to_follow_a_planted_link(tmp_path):
     with pytest.raises(OSError):
         workdir.write_files(tmp_path, [SandboxFile("dir/passwd", b"evil")], os.getuid())
     assert b"evil" not in Path("/etc/passwd").read_bytes()
+
+
+def test_collect_keeps_few_descriptors_whatever_the_tree(tmp_path):
+    """16,000 directories (nested and side by side) under a soft limit of 64 descriptors."""
+    import resource
+
+    work = tmp_path / "work"
+    work.mkdir()
+    options = "size=64m,nr_inodes=20000"
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "execbox", str(work)], check=True)
+    try:
+        deep = work / "deep"
+        deep.mkdir()
+        fd = os.open(deep, os.O_RDONLY | os.O_DIRECTORY)
+        for _ in range(8000):  # "d/d/d/...", one level at a time (longer than PATH_MAX)
+            os.mkdir("d", dir_fd=fd)
+            next_fd = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = next_fd
+        os.close(fd)
+        wide = work / "wide"
+        wide.mkdir()
+        for i in range(8000):
+            (wide / f"w{i}").mkdir()
+        (wide / "w7" / "main").write_bytes(b"\x7fELF")
+        (deep / "d" / "d" / "lib.so").write_bytes(b"lib")
+        open_before = len(os.listdir("/proc/self/fd"))
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+        try:
+            files = workdir.collect_files(work, 1 << 20)
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        assert {f.path for f in files} == {"wide/w7/main", "deep/d/d/lib.so"}
+        assert len(os.listdir("/proc/self/fd")) == open_before  # nothing left open
+    finally:
+        workdir.unmount(work)

@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import itertools
 import os
 import stat
 from collections.abc import Callable, Iterator
@@ -22,6 +23,8 @@ from execbox.sandbox.base import SandboxFile
 
 MNT_DETACH = 2
 MAX_COLLECT_FILES = 4096
+MAX_COLLECT_ENTRIES = 16384  # a compile's tmpfs holds at most this many inodes
+MAX_COLLECT_DEPTH = 32
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
@@ -150,35 +153,53 @@ def _write_all(root_fd: int, files: list[SandboxFile], uid: int) -> None:
 
 
 def collect_files(root: Path, max_bytes: int) -> list[SandboxFile]:
-    """Regular files below root, read without following links; others are skipped."""
+    """Regular files below root, read without following links; others are skipped.
+
+    Depth first, holding one descriptor per level of the current path only (at most
+    MAX_COLLECT_DEPTH; deeper directories are skipped), and visiting at most
+    MAX_COLLECT_ENTRIES entries and MAX_COLLECT_FILES files: whatever the stage left (16,000
+    directories, say), the host's descriptors and time stay bounded."""
     collected: list[SandboxFile] = []
     budget = max_bytes
+    visited = 0
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-    stack: list[tuple[int, str]] = [(root_fd, "")]
+    # One level per open directory: its fd, its path prefix, and its entries still to visit.
+    path: list[tuple[int, str, list[os.DirEntry]]] = [(root_fd, "", [])]
     try:
-        while stack:
-            dir_fd, prefix = stack.pop()
-            try:
-                with os.scandir(dir_fd) as entries:
-                    names = [(e.name, e.stat(follow_symlinks=False)) for e in entries]
-                for name, info in names:
-                    relative = f"{prefix}{name}"
-                    if stat.S_ISDIR(info.st_mode):
-                        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
-                        stack.append((os.open(name, flags, dir_fd=dir_fd), relative + "/"))
-                    elif stat.S_ISREG(info.st_mode) and len(collected) < MAX_COLLECT_FILES:
-                        content = _read_regular(dir_fd, name, budget)
-                        if content is None:
-                            continue
-                        budget -= len(content)
-                        executable = bool(info.st_mode & stat.S_IXUSR)
-                        collected.append(SandboxFile(relative, content, executable))
-            finally:
-                os.close(dir_fd)
+        path[0] = (root_fd, "", _entries(root_fd))
+        while path:
+            dir_fd, prefix, entries = path[-1]
+            if not entries or visited >= MAX_COLLECT_ENTRIES:
+                os.close(path.pop()[0])
+                continue
+            entry = entries.pop()
+            visited += 1
+            info = entry.stat(follow_symlinks=False)
+            relative = f"{prefix}{entry.name}"
+            if stat.S_ISDIR(info.st_mode) and len(path) < MAX_COLLECT_DEPTH:
+                flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+                child = os.open(entry.name, flags, dir_fd=dir_fd)
+                try:
+                    path.append((child, relative + "/", _entries(child)))
+                except BaseException:
+                    os.close(child)
+                    raise
+            elif stat.S_ISREG(info.st_mode) and len(collected) < MAX_COLLECT_FILES:
+                content = _read_regular(dir_fd, entry.name, budget)
+                if content is None:
+                    continue
+                budget -= len(content)
+                executable = bool(info.st_mode & stat.S_IXUSR)
+                collected.append(SandboxFile(relative, content, executable))
     finally:
-        for fd, _ in stack:
+        for fd, _, _ in path:
             os.close(fd)
     return collected
+
+
+def _entries(dir_fd: int) -> list[os.DirEntry]:
+    with os.scandir(dir_fd) as entries:
+        return list(itertools.islice(entries, MAX_COLLECT_ENTRIES))
 
 
 def _read_regular(dir_fd: int, name: str, budget: int) -> bytes | None:
