@@ -169,3 +169,27 @@ def test_only_a_real_wait_status_is_taken_from_the_stub():
     assert wait_status(b"9\n") == 9 and wait_status(b"139\n") == 139  # SIGKILL; SIGSEGV + core
     for forged in (b"99999999999999999999999\n", b"-1\n", b"127\n", b"1793\n", b"x\n", b"65536\n"):
         assert isinstance(wait_status(forged), BadStatus), forged
+
+
+def peak_rss_mib(server) -> float:
+    with open(f"/proc/{server.process.pid}/status") as status:
+        return int(next(line for line in status if line.startswith("VmHWM:")).split()[1]) / 1024
+
+
+def test_compile_output_larger_than_the_run_may_hold_is_refused(run, server):
+    """A 300 MiB initialised array compiles to a 300 MiB binary: more than the run's 128 MiB.
+    It is refused as the compile's failure, and never passes through the service's memory."""
+    before = peak_rss_mib(server)
+    body = run(
+        "c",
+        "char big[300 << 20] = {1};\nint main(void) { return big[5]; }",
+        limits={"memory_mb": 128},
+        compile_limits={"memory_mb": 1024, "file_size_mb": 512, "wall_time_ms": 60000},
+    )
+    assert body["status"] == "compile_error", body
+    assert body["run"] is None
+    assert "compile output too large" in body["compile"]["message"], body["compile"]
+    assert peak_rss_mib(server) - before < 100
+    # The same source with room for it in the run compiles and runs.
+    small = run("c", "char big[4 << 20] = {1};\nint main(void) { return big[0]; }")
+    assert small["status"] == "runtime_error" and small["run"]["exit_code"] == 1, small

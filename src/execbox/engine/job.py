@@ -164,7 +164,8 @@ class Job:
         """The compile cache's key (computed once: it hashes every source file)."""
         if self._key is None:
             limits = [str(getattr(self.compile_limits, n)) for n in Limits.names()]
-            argv, files = [*spec.argv, *limits], self.request.files
+            argv = [*spec.argv, *limits, str(spec.collect_limit_bytes)]
+            files = self.request.files
             self._key = cache_key(self.language.name, self.runtime.version, argv, files)
         return self._key
 
@@ -193,6 +194,8 @@ class Job:
             files,
             self.compile_limits,
             collect_files=True,
+            # The artifacts go into the run's sandbox: they count against the run's memory.
+            collect_limit_bytes=min(self.compile_limits.memory_mb, self.run_limits.memory_mb) << 20,
             keep_warm=not self.request.compile_limits.given(),
         )
         # Extra flags go after the language's own (gcc reads them anywhere on its line).

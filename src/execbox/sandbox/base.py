@@ -66,6 +66,9 @@ class StageSpec:
     interactive: Interactive | None = None  # stream stdin/output/signals (native backend)
     # Return the work dir's files after the stage (a compile stage's artifacts).
     collect_files: bool = False
+    # The most bytes of files the stage may leave for collection (0: its memory limit); more is
+    # refused as "compile output too large" (StageResult.refusal) and nothing is collected.
+    collect_limit_bytes: int = 0
     # Keep a sandbox like this one started for the next stage: false for stages whose kind
     # few others share (custom limits, the version probes at start). A hint: a backend whose
     # sandboxes fit any limits (native) keeps its pool anyway.

@@ -232,7 +232,7 @@ class TooLarge(ValueError):
 
 
 def too_large_message(budget: int) -> str:
-    return f"compile output too large: the compile left more than {budget >> 20} MB of files"
+    return f"compile output too large: more than the {budget >> 20} MB of files the run may hold"
 
 
 def collect_artifacts(result: StageResult, stdout: Stream, spec: StageSpec) -> None:
@@ -285,8 +285,8 @@ class Outcome:
 
 
 def artifact_budget(spec: StageSpec) -> int:
-    """The most bytes of artifacts a compile stage may hand back (its memory limit)."""
-    return spec.limits.memory_mb * 1024 * 1024
+    """The most bytes of artifacts a compile stage may hand back."""
+    return spec.collect_limit_bytes or spec.limits.memory_mb << 20
 
 
 def new_nonce() -> str:

@@ -282,7 +282,7 @@ async def run_in_box(box: Box, spec: StageSpec, cpus: float) -> StageResult:
         os.write(box.command, stub_words(spec.limits, spec.argv, spec.merge_stderr))
         os.close(box.command)
         box.command = -1
-        return await _supervise(box, spec, started, cpus)
+        result = await _supervise(box, spec, started, cpus)
     finally:
         box.kill_init()
         if spec.collect_files:
@@ -290,6 +290,22 @@ async def run_in_box(box: Box, spec: StageSpec, cpus: float) -> StageResult:
             # stages return at once; the box's cleanup waits for its end in the background.)
             await asyncio.to_thread(box.kill)
             await box.process.wait()
+    if spec.collect_files and box.work is not None:
+        _refuse_oversized_artifacts(box.work, spec, result)
+    return result
+
+
+def _refuse_oversized_artifacts(work: Path, spec: StageSpec, result: StageResult) -> None:
+    """A stage that left more than it may hand back is refused, and its work dir's tmpfs
+    unmounted at once: nothing of it is read into the service, and its memory is freed."""
+    limit = spec.collect_limit_bytes or spec.limits.memory_mb << 20
+    used = workdir.used_bytes(work)
+    if used > limit and result.internal_error is None:
+        result.refusal = (
+            f"compile output too large: {used >> 20} MB of files, more than the "
+            f"{limit >> 20} MB the run may hold"
+        )
+        workdir.unmount(work)
 
 
 def box_pids(limits: Limits) -> int:

@@ -152,6 +152,12 @@ def _write_all(root_fd: int, files: list[SandboxFile], uid: int) -> None:
             os.close(dir_fd)
 
 
+def used_bytes(root: Path) -> int:
+    """What the files in a work dir's tmpfs take (its pages in use)."""
+    usage = os.statvfs(root)
+    return (usage.f_blocks - usage.f_bfree) * usage.f_frsize
+
+
 def collect_files(root: Path, max_bytes: int) -> list[SandboxFile]:
     """Regular files below root, read without following links; others are skipped.
 
