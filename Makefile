@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # each installed only when its command is missing (a machine may have its own node, JDK...).
 APT_COMMANDS := bwrap:bubblewrap ps:procps file:file go:golang-go g++:g++ gcc:gcc node:nodejs javac:default-jdk-headless rustc:rustc
 
-.PHONY: run test test-vm setup system venv lint bench clean docker-images docker-service
+.PHONY: run test test-vm setup system venv lint bench clean docker-images docker-service docker-native
 
 run: setup
 	$(BIN)/execbox serve
@@ -57,6 +57,12 @@ docker-service: venv docker-images
 VM ?= ../shared/vm/debian12-cgroup2.sh
 test-vm:
 	$(VM) run 'bash scripts/smoke.sh && make test'
+
+# execbox with the native backend in a container (docker-compose.native.yml): no socket.
+docker-native: venv docker-images
+	rm -rf docker/service/wheels
+	$(BIN)/pip wheel -q -w docker/service/wheels .
+	docker build -q --force-rm -f docker/native/Dockerfile -t execbox-native:latest .
 
 bench: setup
 	$(BIN)/pip install -q -e '.[dev,bench]'

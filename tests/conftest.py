@@ -107,8 +107,28 @@ def backend(request: pytest.FixtureRequest) -> str:
     return name
 
 
+class ExternalServer(Server):
+    """A server this test run did not start (EXECBOX_TEST_URL): execbox in a container, say."""
+
+    def __init__(self, url: str, backend: str) -> None:
+        super().__init__(backend=backend)
+        self.url = url.rstrip("/")
+        self.port = int(self.url.rsplit(":", 1)[1])
+
+    def start(self) -> Server:
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int | None:
+        return None
+
+
 @pytest.fixture(scope="session")
 def server(backend: str) -> Iterator[Server]:
+    if url := os.environ.get("EXECBOX_TEST_URL"):
+        if backend != "native":
+            pytest.skip("EXECBOX_TEST_URL names one native-backend server")
+        yield ExternalServer(url, backend)
+        return
     srv = Server(backend=backend).start()
     yield srv
     srv.stop()

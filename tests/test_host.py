@@ -13,7 +13,7 @@ import httpx
 from conftest import Server
 
 from execbox.sandbox.cgroup_files import CGROUP_ROOT, cgroups_of
-from execbox.sandbox.native import host
+from execbox.sandbox.native import host, unmask
 
 
 def _serve_and_fail(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -93,3 +93,20 @@ def test_a_noexec_state_dir_still_runs_programs() -> None:
         finally:
             subprocess.run(["umount", "-l", mount], check=False)
     assert Path(mount).exists() is False
+
+
+def test_only_the_masks_a_container_puts_over_proc_are_unmounted() -> None:
+    mountinfo = "\n".join(
+        f"{n} 1 0:1 / {point} rw - {fstype} x rw"
+        for n, (point, fstype) in enumerate(
+            [
+                ("/proc", "proc"),
+                ("/proc/sys", "proc"),
+                ("/proc/keys", "tmpfs"),
+                ("/proc/sys/fs/binfmt_misc", "binfmt_misc"),
+                ("/proc/sys/kernel/x", "proc"),
+                ("/sys/firmware", "tmpfs"),
+            ]
+        )
+    )
+    assert unmask.proc_masks(mountinfo) == ["/proc/sys/kernel/x", "/proc/sys", "/proc/keys"]

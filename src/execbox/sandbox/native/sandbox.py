@@ -21,7 +21,7 @@ from execbox.config import Settings
 from execbox.languages import host_shell
 from execbox.sandbox.background import CLOSE_WAIT_S, BackgroundTasks
 from execbox.sandbox.base import WORKDIR, StageResult, StageSpec
-from execbox.sandbox.native import cgroups, helper, seccomp, workdir
+from execbox.sandbox.native import cgroups, helper, seccomp, unmask, workdir
 from execbox.sandbox.native.box import Box, Profile, box_pids, run_in_box, start_box
 from execbox.sandbox.servers import server_alive, server_name
 from execbox.sandbox.warm_pool import Expectation, WarmPool
@@ -190,6 +190,7 @@ class NativeSandbox:
             raise SandboxUnavailable(str(err)) from err
         self._clean_dead_servers()
         self._cgroups.prepare()
+        unmask.unmask_proc()
         self._seccomp = seccomp.build_filter()
         self.work_root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.state, 0o711)

@@ -4,6 +4,7 @@ cgroups whose processes are dying."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import signal
@@ -157,3 +158,25 @@ def rmdir_when_empty(directory: Path) -> None:
             kill_pids(pids_of(directory))
             time.sleep(0.001 if attempt < 20 else 0.01)
     raise CgroupError(f"cannot remove cgroup {directory}")
+
+
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 0x2, 0x4, 0x8, 0x20, 0x1000
+
+
+def make_writable(mount: Path) -> None:
+    """A container gets its cgroup mounts read-only: make this mount (not the hierarchy, which
+    the host shares) read-write, as docker-in-docker does, or say what the container lacks."""
+    if os.access(mount, os.W_OK):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    flags = MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | MS_NOEXEC
+    if libc.mount(None, str(mount).encode(), None, flags, None) != 0 or not os.access(
+        mount, os.W_OK
+    ):
+        reason = os.strerror(ctypes.get_errno())
+        raise CgroupError(
+            f"the cgroup mount {mount} is read-only and cannot be made writable ({reason}): "
+            "in a container, give execbox CAP_SYS_ADMIN with seccomp and AppArmor unconfined "
+            "and its own cgroup namespace (README, 'In a container'), or mount "
+            "/sys/fs/cgroup read-write"
+        )

@@ -12,6 +12,7 @@ from execbox.sandbox.native.cgroups.base import (
     CgroupDriver,
     StageCgroup,
     kill_pids,
+    make_writable,
     pids_of,
 )
 
@@ -152,4 +153,6 @@ def v1_mounts() -> dict[str, Path] | None:
     mounts = {c: CGROUP_ROOT / c for c in V1_CONTROLLERS if (CGROUP_ROOT / c / "tasks").exists()}
     if not {"memory", "pids", "cpuacct"} <= mounts.keys():
         return None
+    for mount in mounts.values():
+        make_writable(mount)
     return mounts

@@ -15,6 +15,7 @@ from execbox.sandbox.native.cgroups.base import (
     CgroupError,
     StageCgroup,
     kill_pids,
+    make_writable,
     pids_of,
     write,
 )
@@ -204,6 +205,8 @@ def placed_v2(group: str, configured: str) -> CgroupV2:
         raise CgroupError("no cgroup v2 hierarchy is mounted at /sys/fs/cgroup")
     available = set(read(mount / "cgroup.controllers").split())
     missing = [c for c in V2_CONTROLLERS if c not in available]
+    if not missing:
+        make_writable(mount)
     if missing:
         raise CgroupError(
             f"the cgroup v2 hierarchy at {mount} offers no {', '.join(missing)} controller "
