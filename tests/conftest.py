@@ -21,7 +21,23 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-STARTUP_TIMEOUT_S = 60
+STARTUP_TIMEOUT_S = 120
+
+
+def wait_for(condition, timeout: float = 30, what: str = "the condition") -> None:
+    """Poll until condition() is true; a slow host gets the whole timeout, a fast one none."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout} s")
+        time.sleep(0.05)
+
+
+def server_cgroups(pid: int) -> list[Path]:
+    """The cgroup directories a server with this pid made (cgroup v1: one per controller
+    hierarchy; v2: one, in the top-level execbox cgroup)."""
+    root = Path("/sys/fs/cgroup")
+    return [*root.glob(f"*/execbox/srv-{pid}-*"), *root.glob(f"execbox/srv-{pid}-*")]
 
 
 def free_port() -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Server, sandbox_processes
+from conftest import Server, sandbox_processes, server_cgroups, wait_for
 
 SLEEPER = "import sys, time; time.sleep(float(sys.argv[1])); print(sys.argv[2])"
 
@@ -77,8 +77,8 @@ def test_burst_far_above_capacity_loses_nothing(make_server):
 def test_waiting_too_long_is_503_with_retry_after(make_server):
     server = make_server(max_concurrency="1", queue_timeout_s="1")
     with ThreadPoolExecutor(2) as pool:
-        holder = pool.submit(post_run, server.url, 3, "holder")
-        time.sleep(0.5)
+        holder = pool.submit(post_run, server.url, 6, "holder")
+        wait_for(lambda: metric(server.url, "execbox_running") == 1, what="the holder running")
         started = time.monotonic()
         waiter = post_run(server.url, 0, "waiter")
         waited = time.monotonic() - started
@@ -86,7 +86,7 @@ def test_waiting_too_long_is_503_with_retry_after(make_server):
     assert waiter.status_code == 503
     assert waiter.json()["error"] == "queue_timeout"
     assert "Retry-After" in waiter.headers
-    assert 0.9 < waited < 2.9
+    assert 0.9 < waited < 5
 
 
 def test_a_flooding_caller_does_not_starve_another(make_server):
@@ -102,7 +102,10 @@ def test_a_flooding_caller_does_not_starve_another(make_server):
 
     with ThreadPoolExecutor(16) as pool:
         floods = [pool.submit(flood, i) for i in range(15)]
-        time.sleep(0.5)
+        wait_for(
+            lambda: metric(server.url, "execbox_rejections_total") >= 1,
+            what="the flood filling its share",
+        )
         quiet = post_run(server.url, 0, "quiet", key="quiet")
         quiet_at = time.monotonic()
         results = [f.result() for f in floods]
@@ -147,12 +150,11 @@ def test_memory_budget_serialises_big_runs(make_server):
 def test_disconnect_while_queued_leaves_the_queue(make_server):
     server = make_server(max_concurrency="1")
     with ThreadPoolExecutor(2) as pool:
-        holder = pool.submit(post_run, server.url, 2, "holder")
-        time.sleep(0.5)
+        holder = pool.submit(post_run, server.url, 4, "holder")
+        wait_for(lambda: metric(server.url, "execbox_running") == 1, what="the holder running")
         with pytest.raises(httpx.ReadTimeout):
             post_run(server.url, 0, "leaver", timeout=0.5)
-        time.sleep(0.3)
-        assert metric(server.url, "execbox_queue_depth") == 0
+        wait_for(lambda: metric(server.url, "execbox_queue_depth") == 0, what="the leaver gone")
         assert holder.result().status_code == 200
     assert metric(server.url, 'execbox_cancellations_total{stage="queued"}') == 1
 
@@ -162,9 +164,8 @@ def test_disconnect_while_running_kills_the_run(make_server):
     started = time.monotonic()
     with pytest.raises(httpx.ReadTimeout):
         post_run(server.url, 30, "abandoned", timeout=1)
-    time.sleep(0.5)
+    wait_for(lambda: metric(server.url, "execbox_running") == 0, what="the run's end")
     assert sandbox_processes() == []
-    assert metric(server.url, "execbox_running") == 0
     assert metric(server.url, 'execbox_cancellations_total{stage="running"}') == 1
     assert time.monotonic() - started < 10
 
@@ -172,10 +173,10 @@ def test_disconnect_while_running_kills_the_run(make_server):
 def test_sigterm_finishes_work_in_flight_then_exits(make_server):
     server = make_server(max_concurrency="2", shutdown_grace_s="20")
     with ThreadPoolExecutor(3) as pool:
-        running = [pool.submit(post_run, server.url, 2, f"inflight-{i}") for i in range(2)]
-        time.sleep(0.7)
+        running = [pool.submit(post_run, server.url, 3, f"inflight-{i}") for i in range(2)]
+        wait_for(lambda: metric(server.url, "execbox_running") == 2, what="both runs running")
         server.process.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
+        wait_for(lambda: httpx.get(server.url + "/readyz").status_code == 503, what="draining")
         late = post_run(server.url, 0, "late")
         assert late.status_code == 503 and late.json()["error"] == "shutting_down"
         assert "Retry-After" in late.headers
@@ -192,7 +193,7 @@ def test_restart_after_a_killed_server_cleans_up(make_server):
     first = make_server()
     with ThreadPoolExecutor(1) as pool:
         pool.submit(lambda: _ignore(post_run, first.url, 30, "orphan", timeout=5))
-        time.sleep(1.0)
+        wait_for(lambda: metric(first.url, "execbox_running") == 1, what="the orphan running")
         os.kill(first.process.pid, signal.SIGKILL)
         first.process.wait()
     pid = first.process.pid
@@ -200,7 +201,7 @@ def test_restart_after_a_killed_server_cleans_up(make_server):
     assert leftovers, "a killed server leaves its state behind"
     make_server()  # the next server cleans up at start
     assert not list(Path("/run/execbox-test").glob(f"srv-{pid}-*"))
-    assert not list(Path("/sys/fs/cgroup").glob(f"*/execbox/srv-{pid}-*"))
+    assert not server_cgroups(pid)
     mounts = Path("/proc/self/mountinfo").read_text()
     assert f"srv-{pid}-" not in mounts
     assert sandbox_processes() == []
@@ -232,9 +233,8 @@ def test_metrics_and_readiness(client, server):
 
 def test_no_source_code_in_logs(server, client):
     client.post("/api/v1/execute", json={"language": "bash", "code": "echo TOPSECRET-CODE"})
-    time.sleep(0.2)
+    wait_for(lambda: '"event": "execution"' in server.log.read_text(), what="the access log")
     log = server.log.read_text()
-    assert '"event": "execution"' in log
     assert "TOPSECRET-CODE" not in log
 
 
@@ -243,7 +243,7 @@ def test_sigterm_leaves_no_cgroups(make_server):
     post_run(server.url, 0, "x")
     server.stop()
     pid = server.process.pid
-    assert not list(Path("/sys/fs/cgroup").glob(f"*/execbox/srv-{pid}-*"))
+    assert not server_cgroups(pid)
     assert (
         subprocess.run(
             ["grep", "-c", f"srv-{pid}-", "/proc/self/mountinfo"], capture_output=True, text=True
