@@ -5,6 +5,9 @@ unbounded on its event loop, or got a 500. Asserted as a user sees it: the statu
 from __future__ import annotations
 
 import base64
+import contextlib
+import json
+import socket
 import struct
 import threading
 import time
@@ -131,3 +134,101 @@ def test_honest_zip_still_works(server):
     response = judge0_with_zip(server, buffer.getvalue(), wait=True)
     assert response.status_code == 201, response.text
     assert response.json()["stdout"] == "beside the source\n", response.text
+
+
+# --- Piston's interactive WebSocket ---------------------------------------------------------
+
+
+def ws_url(server: Server) -> str:
+    return server.url.replace("http://", "ws://") + "/api/v2/connect"
+
+
+SLEEPER = {
+    "type": "init",
+    "language": "python",
+    "version": "*",
+    "files": [{"content": "import time\ntime.sleep(60)"}],
+    "run_timeout": 8000,
+}
+
+
+def ws_frame(text: str) -> bytes:
+    """A client's text frame, masked with a zero key (so the payload goes as it is)."""
+    payload = text.encode()
+    return b"\x81\xff" + struct.pack(">Q", len(payload)) + bytes(4) + payload
+
+
+def flood_stdin(server: Server, total: int, piece_bytes: int) -> tuple[int, str]:
+    """Send stdin to a program that never reads it, over a plain socket, until the server
+    stops taking it (nothing moves for 3 s), closes the connection, or ``total`` bytes went
+    out. (A WebSocket library would buffer what the server does not take.)"""
+    handshake = (
+        f"GET /api/v2/connect HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    piece = ws_frame(json.dumps({"type": "data", "stream": "stdin", "data": "x" * piece_bytes}))
+    sent = 0
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+        conn.sendall(handshake.encode())
+        conn.sendall(ws_frame(json.dumps(SLEEPER)))
+        seen = b""
+        while b'"runtime"' not in seen:
+            chunk = conn.recv(4096)
+            assert chunk, seen
+            seen += chunk
+        conn.settimeout(3)
+        while sent < total:
+            try:
+                conn.sendall(piece)
+            except TimeoutError:
+                return sent, "throttled"
+            except (BrokenPipeError, ConnectionResetError):
+                return sent, "closed"
+            sent += len(piece)
+    return sent, "took it all"
+
+
+def test_websocket_stdin_is_bounded(server):
+    """Stdin for a program that does not read it: the server holds a few messages at most,
+    then stops reading the socket."""
+    peak_before = memory_kb(server)
+    sent, outcome = flood_stdin(server, total=160 * MiB, piece_bytes=512 * 1024)
+    grown_mib = (memory_kb(server) - peak_before) / 1024
+    assert grown_mib < 24, f"peak RSS grew by {grown_mib:.0f} MiB ({sent / MiB:.0f} MiB sent)"
+    # Closed: the run ended at its time limit while the client was still sending.
+    assert outcome in ("throttled", "closed"), f"{outcome}: {sent / MiB:.0f} MiB sent"
+    assert httpx.get(server.url + "/healthz", timeout=5).status_code == 200
+
+
+def test_websocket_message_larger_than_the_bound_closes_with_1009(server):
+    from websockets.sync.client import connect
+
+    with connect(ws_url(server), open_timeout=10, max_size=None) as socket:
+        socket.send(json.dumps(SLEEPER))
+        assert json.loads(socket.recv(timeout=10))["type"] == "runtime"
+        socket.send(json.dumps({"type": "data", "stream": "stdin", "data": "x" * (2 * MiB)}))
+        with pytest.raises(Exception):  # noqa: B017 - ConnectionClosed, whichever subclass
+            while True:
+                socket.recv(timeout=10)
+    assert socket.close_code == 1009
+
+
+def test_websocket_stdin_past_the_request_limit_closes_with_4002(server):
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    reader = {**SLEEPER, "language": "bash", "files": [{"content": "cat > /dev/null"}]}
+    piece = json.dumps({"type": "data", "stream": "stdin", "data": "x" * (900 * 1024)})
+    with connect(ws_url(server), open_timeout=10) as socket:
+        socket.send(json.dumps(reader))
+        assert json.loads(socket.recv(timeout=10))["type"] == "runtime"
+        with contextlib.suppress(ConnectionClosed):
+            for _ in range(20):  # 18 MiB, past the 10 MiB of MAX_REQUEST_BYTES
+                socket.send(piece)
+        events = []
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                events.append(json.loads(socket.recv(timeout=10)))
+    assert socket.close_code == 4002, events
+    assert any("stdin is over" in e.get("message", "") for e in events), events

@@ -10,6 +10,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from execbox.api import create_app
+from execbox.api.piston_interactive import MAX_MESSAGE_BYTES, MAX_QUEUED_MESSAGES
 from execbox.config import Settings
 
 log = logging.getLogger("execbox")
@@ -78,6 +79,9 @@ def serve(settings: Settings) -> None:
         port=settings.port,
         log_level=settings.log_level,
         timeout_graceful_shutdown=5,
+        # WebSocket messages: one is bounded, and few wait unread (piston_interactive.py).
+        ws_max_size=MAX_MESSAGE_BYTES,
+        ws_max_queue=MAX_QUEUED_MESSAGES,
         # The standard event loop: the sandbox attaches pipes and pidfds to it, which uvloop
         # mishandles when a closed descriptor's number comes back (EEXIST).
         loop="asyncio",

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from execbox import __version__
-from execbox.api import errors, judge0, piston, submissions
+from execbox.api import errors, judge0, piston, piston_interactive, submissions
 from execbox.api.metrics import Metrics
 from execbox.api.middleware import BodyLimit, JSONBodies
 from execbox.api.routes import router
@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(submissions.router)
     app.include_router(piston.router)
+    app.include_router(piston_interactive.router)
     app.include_router(judge0.router)
     app.add_middleware(JSONBodies)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)

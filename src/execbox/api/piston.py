@@ -1,25 +1,22 @@
 """Piston's v2 API: a client of Piston changes only its URL.
 
-``GET /api/v2/runtimes``, ``POST /api/v2/execute`` and the interactive WebSocket
-``/api/v2/connect``, with Piston's field names, units (ms, bytes), status codes and errors
-(``400 {"message"}``).
+``GET /api/v2/runtimes`` and ``POST /api/v2/execute`` (the interactive WebSocket
+``/api/v2/connect`` is in piston_interactive.py), with Piston's field names, units (ms, bytes),
+status codes and errors (``400 {"message"}``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import contextlib
 import json
 import math
-import signal as signals
 from typing import Any
 
-from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Request, WebSocket
 from fastapi.responses import JSONResponse
 
-from execbox.api.routes import caller_of, execute
+from execbox.api.routes import execute
 from execbox.engine import (
     Engine,
     ExecutionError,
@@ -31,37 +28,25 @@ from execbox.engine import (
     StageReport,
     Status,
 )
-from execbox.sandbox import Interactive
-from execbox.scheduler import Refused
 
 router = APIRouter(tags=["piston"])
 
 # Piston names a runtime by the toolchain behind a language where they differ.
 RUNTIME_NAMES = {"javascript": "node", "c++": "gcc", "c": "gcc"}
-INIT_TIMEOUT_S = 1.0
-CLOSE = {
-    "already_initialized": (4000, "Already Initialized"),
-    "init_timeout": (4001, "Initialization Timeout"),
-    "error": (4002, "Notified Error"),
-    "not_initialized": (4003, "Not yet Initialized"),
-    "stdin_only": (4004, "Can only write to stdin"),
-    "bad_signal": (4005, "Invalid signal"),
-    "done": (4999, "Job Completed"),
-}
 
 
 class PistonError(InvalidRequest):
     """A bad Piston request: 400 {"message"}."""
 
 
-def _engine(request: Request | WebSocket) -> Engine:
+def engine_of(request: Request | WebSocket) -> Engine:
     return request.app.state.engine
 
 
 @router.get("/api/v2/runtimes")
 async def runtimes(request: Request) -> list[dict]:
     listed = []
-    for runtime in _engine(request).catalog.runtimes.values():
+    for runtime in engine_of(request).catalog.runtimes.values():
         if not runtime.available:
             continue
         name = runtime.language.name
@@ -155,7 +140,7 @@ def to_execution(data: Any) -> ExecutionRequest:
     )
 
 
-def _text(data: bytes) -> str:
+def as_text(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
@@ -177,9 +162,9 @@ def stage(report: StageReport) -> dict:
         # Piston's limits end a run with SIGKILL, and say so.
         signal, code = "SIGKILL", None
     return {
-        "stdout": _text(report.stdout),
-        "stderr": _text(report.stderr),
-        "output": _text(report.combined_output()),
+        "stdout": as_text(report.stdout),
+        "stderr": as_text(report.stderr),
+        "output": as_text(report.combined_output()),
         "code": code,
         "signal": signal,
         "message": message if status else None,
@@ -221,123 +206,3 @@ async def execute_v2(request: Request) -> JSONResponse:
     except ExecutionError as err:
         raise _piston_errors(err) from None
     return JSONResponse(response(result))
-
-
-# --- interactive runs -----------------------------------------------------------------------
-
-
-@router.websocket("/api/v2/connect")
-async def connect(socket: WebSocket) -> None:
-    """Piston's interactive protocol: init, then stdin data and signals in; runtime, stage,
-    stdout/stderr data, exit and error events out."""
-    await socket.accept()
-    engine = _engine(socket)
-
-    async def close(reason: str) -> None:
-        code, text = CLOSE[reason]
-        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-            await socket.close(code, text)
-
-    async def send(event: dict) -> None:
-        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-            await socket.send_text(json.dumps(event))
-
-    try:
-        message = await asyncio.wait_for(socket.receive_text(), INIT_TIMEOUT_S)
-    except TimeoutError:
-        return await close("init_timeout")
-    except WebSocketDisconnect:
-        return
-    try:
-        event = json.loads(message)
-    except ValueError:
-        event = None
-    if not isinstance(event, dict) or event.get("type") != "init":
-        return await close("not_initialized")
-    try:
-        caller = caller_of(socket)  # type: ignore[arg-type]
-        job = engine.prepare(to_execution(event))
-    except ExecutionError as err:
-        await send({"type": "error", "message": err.message})
-        return await close("error")
-    await send({"type": "runtime", "language": job.language.name, "version": job.runtime.version})
-
-    interactive = Interactive()
-
-    async def on_output(stream: str, data: bytes) -> None:
-        await send({"type": "data", "stream": stream, "data": _text(data)})
-
-    async def on_stage(name: str, report: StageReport | None) -> None:
-        if report is None:
-            await send({"type": "stage", "stage": name})
-        else:
-            body = stage(report)
-            await send(
-                {"type": "exit", "stage": name, "code": body["code"], "signal": body["signal"]}
-            )
-
-    interactive.output = on_output
-    interactive.stage = on_stage
-
-    async def inbound() -> None:
-        while True:
-            try:
-                text = await socket.receive_text()
-            except WebSocketDisconnect:
-                interactive.stdin.put_nowait(None)
-                raise
-            try:
-                item = json.loads(text)
-            except ValueError:
-                item = {}
-            match item.get("type") if isinstance(item, dict) else None:
-                case "init":
-                    await close("already_initialized")
-                    raise WebSocketDisconnect(CLOSE["already_initialized"][0])
-                case "data":
-                    if item.get("stream") != "stdin" or not isinstance(item.get("data"), str):
-                        await close("stdin_only")
-                        raise WebSocketDisconnect(CLOSE["stdin_only"][0])
-                    interactive.stdin.put_nowait(item["data"].encode())
-                case "signal":
-                    number = _signal(item.get("signal"))
-                    if number is None:
-                        await close("bad_signal")
-                        raise WebSocketDisconnect(CLOSE["bad_signal"][0])
-                    interactive.signals.put_nowait(number)
-                case _:
-                    await send({"type": "error", "message": "unknown message type"})
-
-    async def queued_run() -> ExecutionResult:
-        with engine.expecting(job):
-            return await socket.app.state.scheduler.run(
-                lambda: engine.execute(job, interactive), caller, job.memory_bytes
-            )
-
-    run = asyncio.create_task(queued_run())
-    reader = asyncio.create_task(inbound())
-    await asyncio.wait({run, reader}, return_when=asyncio.FIRST_COMPLETED)
-    if not run.done():  # the client left, or broke the protocol: end the run
-        run.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await run
-        return
-    reader.cancel()
-    try:
-        run.result()
-    except (ExecutionError, Refused) as err:
-        await send({"type": "error", "message": err.message})
-        return await close("error")
-    await close("done")
-
-
-def _signal(value: Any) -> int | None:
-    if isinstance(value, int):
-        number = value
-    elif isinstance(value, str):
-        number = getattr(signals, value.upper(), None)
-        if not isinstance(number, signals.Signals):
-            return None
-    else:
-        return None
-    return int(number) if number in {int(s) for s in signals.Signals} else None

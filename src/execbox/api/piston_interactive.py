@@ -1,0 +1,165 @@
+"""Piston's interactive WebSocket, ``/api/v2/connect``: init, then stdin data and signals in;
+runtime, stage, stdout/stderr data, exit and error events out, with Piston's close codes.
+
+Every buffer a client fills is bounded: one message is at most ``MAX_MESSAGE_BYTES`` (the
+server refuses a larger one with close code 1009, see server.py); stdin waits in a queue of
+``STDIN_QUEUE_PIECES`` messages, and while it is full (the program does not read, or has not
+started yet) no more messages are read from the socket: the client is slowed down by TCP, not
+buffered for. A run takes at most ``MAX_REQUEST_BYTES`` of stdin in all, as over HTTP; past
+that the socket is closed with 4002 and an error event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal as signals
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from execbox.api.piston import as_text, engine_of, stage, to_execution
+from execbox.api.routes import caller_of
+from execbox.engine import ExecutionError, ExecutionResult, StageReport
+from execbox.sandbox import Interactive
+from execbox.scheduler import Refused
+
+router = APIRouter(tags=["piston"])
+
+MAX_MESSAGE_BYTES = 1024 * 1024
+# Messages uvicorn may hold that the handler has not read yet.
+MAX_QUEUED_MESSAGES = 4
+STDIN_QUEUE_PIECES = 4
+INIT_TIMEOUT_S = 1.0
+CLOSE = {
+    "already_initialized": (4000, "Already Initialized"),
+    "init_timeout": (4001, "Initialization Timeout"),
+    "error": (4002, "Notified Error"),
+    "not_initialized": (4003, "Not yet Initialized"),
+    "stdin_only": (4004, "Can only write to stdin"),
+    "bad_signal": (4005, "Invalid signal"),
+    "done": (4999, "Job Completed"),
+}
+
+
+@router.websocket("/api/v2/connect")
+async def connect(socket: WebSocket) -> None:
+    await socket.accept()
+    engine = engine_of(socket)
+
+    async def close(reason: str) -> None:
+        code, text = CLOSE[reason]
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            await socket.close(code, text)
+
+    async def send(event: dict) -> None:
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            await socket.send_text(json.dumps(event))
+
+    try:
+        message = await asyncio.wait_for(socket.receive_text(), INIT_TIMEOUT_S)
+    except TimeoutError:
+        return await close("init_timeout")
+    except WebSocketDisconnect:
+        return
+    try:
+        event = json.loads(message)
+    except ValueError:
+        event = None
+    if not isinstance(event, dict) or event.get("type") != "init":
+        return await close("not_initialized")
+    try:
+        caller = caller_of(socket)  # type: ignore[arg-type]
+        job = engine.prepare(to_execution(event))
+    except ExecutionError as err:
+        await send({"type": "error", "message": err.message})
+        return await close("error")
+    await send({"type": "runtime", "language": job.language.name, "version": job.runtime.version})
+
+    interactive = Interactive(stdin=asyncio.Queue(maxsize=STDIN_QUEUE_PIECES))
+
+    async def on_output(stream: str, data: bytes) -> None:
+        await send({"type": "data", "stream": stream, "data": as_text(data)})
+
+    async def on_stage(name: str, report: StageReport | None) -> None:
+        if report is None:
+            await send({"type": "stage", "stage": name})
+        else:
+            body = stage(report)
+            await send(
+                {"type": "exit", "stage": name, "code": body["code"], "signal": body["signal"]}
+            )
+
+    interactive.output = on_output
+    interactive.stage = on_stage
+
+    stdin_budget = engine.settings.max_request_bytes
+
+    async def inbound() -> None:
+        nonlocal stdin_budget
+        while True:
+            text = await socket.receive_text()
+            try:
+                item = json.loads(text)
+            except ValueError:
+                item = {}
+            match item.get("type") if isinstance(item, dict) else None:
+                case "init":
+                    await close("already_initialized")
+                    raise WebSocketDisconnect(CLOSE["already_initialized"][0])
+                case "data":
+                    if item.get("stream") != "stdin" or not isinstance(item.get("data"), str):
+                        await close("stdin_only")
+                        raise WebSocketDisconnect(CLOSE["stdin_only"][0])
+                    piece = item["data"].encode()
+                    stdin_budget -= len(piece)
+                    if stdin_budget < 0:
+                        limit = engine.settings.max_request_bytes
+                        await send({"type": "error", "message": f"stdin is over {limit} bytes"})
+                        await close("error")
+                        raise WebSocketDisconnect(CLOSE["error"][0])
+                    # Waits while the queue is full: backpressure, not an unbounded buffer.
+                    await interactive.stdin.put(piece)
+                case "signal":
+                    number = _signal(item.get("signal"))
+                    if number is None:
+                        await close("bad_signal")
+                        raise WebSocketDisconnect(CLOSE["bad_signal"][0])
+                    interactive.signals.put_nowait(number)
+                case _:
+                    await send({"type": "error", "message": "unknown message type"})
+
+    async def queued_run() -> ExecutionResult:
+        with engine.expecting(job):
+            return await socket.app.state.scheduler.run(
+                lambda: engine.execute(job, interactive), caller, job.memory_bytes
+            )
+
+    run = asyncio.create_task(queued_run())
+    reader = asyncio.create_task(inbound())
+    await asyncio.wait({run, reader}, return_when=asyncio.FIRST_COMPLETED)
+    if not run.done():  # the client left, or broke the protocol: end the run
+        run.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await run
+        return
+    reader.cancel()
+    try:
+        run.result()
+    except (ExecutionError, Refused) as err:
+        await send({"type": "error", "message": err.message})
+        return await close("error")
+    await close("done")
+
+
+def _signal(value: Any) -> int | None:
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str):
+        number = getattr(signals, value.upper(), None)
+        if not isinstance(number, signals.Signals):
+            return None
+    else:
+        return None
+    return int(number) if number in {int(s) for s in signals.Signals} else None
