@@ -232,3 +232,109 @@ def test_websocket_stdin_past_the_request_limit_closes_with_4002(server):
                 events.append(json.loads(socket.recv(timeout=10)))
     assert socket.close_code == 4002, events
     assert any("stdin is over" in e.get("message", "") for e in events), events
+
+
+# --- malformed values: a 4xx in the dialect's own shape, never a 500 ------------------------
+
+DEEP = "[" * 100_000 + "]" * 100_000
+LONG_VERSION = "1" * 5000
+SURROGATE = "\ud800"
+
+
+def assert_refused_in_dialect(response: httpx.Response, path: str, fragment: str) -> None:
+    body = response.json()
+    if path.startswith("/api/v2/"):
+        assert response.status_code == 400 and set(body) == {"message"}, response.text
+        text = body["message"]
+    elif path.startswith("/submissions"):
+        assert response.status_code in (400, 422), response.text
+        text = json.dumps(body)
+    elif path == "/":
+        assert response.status_code in (400, 422) and body["error"] is True, response.text
+        text = body["output"]
+    else:
+        assert response.status_code in (400, 422) and "error" in body, response.text
+        text = body["message"]
+    assert fragment in text, response.text
+
+
+def post_raw(server: Server, path: str, text: str) -> httpx.Response:
+    return httpx.post(server.url + path, content=text.encode(), timeout=60)
+
+
+JSON_ROUTES = [
+    "/",
+    "/api/v1/execute",
+    "/api/v1/submissions",
+    "/api/v1/submissions/batch",
+    "/api/v2/execute",
+    "/submissions",
+    "/submissions/batch",
+]
+
+
+@pytest.mark.parametrize("path", JSON_ROUTES)
+def test_deeply_nested_json_is_refused(server, path):
+    assert_refused_in_dialect(post_raw(server, path, DEEP), path, "nested deeper than")
+
+
+@pytest.mark.parametrize("path", JSON_ROUTES)
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_non_finite_numbers_are_refused(server, path, constant):
+    text = '{"language": "python", "code": "1", "run_timeout": ' + constant + "}"
+    response = post_raw(server, path, text)
+    assert_refused_in_dialect(response, path, "NaN" if constant == "NaN" else "")
+    assert response.status_code in (400, 422)
+
+
+@pytest.mark.parametrize("field", ["run_timeout", "compile_timeout", "run_memory_limit"])
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "1e999"])
+def test_piston_limits_as_non_finite_numbers(server, field, constant):
+    text = json.dumps({"language": "python", "files": [{"content": "1"}]})
+    text = text[:-1] + f', "{field}": {constant}}}'
+    response = post_raw(server, "/api/v2/execute", text)
+    assert response.status_code == 400 and "message" in response.json(), response.text
+
+
+@pytest.mark.parametrize(
+    "path,body",
+    [
+        ("/api/v1/execute", {"language": "python", "version": LONG_VERSION, "code": "1"}),
+        ("/api/v1/submissions", {"language": "python", "version": LONG_VERSION, "code": "1"}),
+        ("/api/v2/execute", {"language": "python", "version": LONG_VERSION,
+                             "files": [{"content": "1"}]}),
+    ],
+)  # fmt: skip
+def test_a_version_of_5000_digits_is_refused(server, path, body):
+    response = post_raw(server, path, json.dumps(body))
+    assert_refused_in_dialect(response, path, "")
+    assert "64" in response.text, response.text
+
+
+@pytest.mark.parametrize(
+    "path,body",
+    [
+        ("/api/v1/execute", {"language": "python", "files": [{"name": SURROGATE, "content": "1"}]}),
+        ("/api/v1/submissions", {"language": "python",
+                                 "files": [{"name": SURROGATE, "content": "1"}]}),
+        ("/api/v2/execute", {"language": "python", "files": [{"name": SURROGATE, "content": "1"}]}),
+        ("/api/v1/execute", {"language": SURROGATE, "code": "1"}),
+        ("/", {"lang": SURROGATE, "code": "1"}),
+        ("/submissions", {"language_id": 71, "source_code": SURROGATE}),
+    ],
+)  # fmt: skip
+def test_a_lone_surrogate_is_refused(server, path, body):
+    response = post_raw(server, path, json.dumps(body))  # json.dumps writes it as \ud800
+    assert_refused_in_dialect(response, path, "surrogate")
+
+
+def test_a_surrogate_pair_is_text(server):
+    body = {"language": "python", "code": "print('\U0001f600')"}  # escaped as \ud83d\ude00
+    response = post_raw(server, "/api/v1/execute", json.dumps(body))
+    assert response.status_code == 200, response.text
+    assert response.json()["run"]["stdout"] == "\U0001f600\n"
+
+
+def test_a_body_that_is_not_utf8_is_refused(server):
+    response = httpx.post(server.url + "/api/v2/execute", content=b'{"language": "\xff"}')
+    assert response.status_code == 400 and "UTF-8" in response.json()["message"]

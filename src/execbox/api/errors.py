@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from execbox.api.bodies import BadBody
 from execbox.api.judge0 import Judge0Error
 from execbox.api.routes import ClientGone
 from execbox.engine import ExecutionError, UnknownLanguage
@@ -74,6 +75,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(request, 422, "invalid_request", _validation_message(exc))
+
+    @app.exception_handler(BadBody)
+    async def _bad_body(request: Request, exc: BadBody) -> JSONResponse:
+        # Piston and Judge0 answer a body they cannot read with 400; execbox with 422.
+        status = 400 if dialect(request.url.path) in ("piston", "judge0") else 422
+        return error_response(request, status, "invalid_json", exc.message)
 
     @app.exception_handler(UnknownLanguage)
     async def _unknown_language(request: Request, exc: UnknownLanguage) -> JSONResponse:

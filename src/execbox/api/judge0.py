@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import math
 import os
 import platform
@@ -23,6 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from execbox.api.archives import BadArchive, run_bounded, unzip
+from execbox.api.bodies import JSONRoute
 from execbox.api.routes import caller_of
 from execbox.config import Settings
 from execbox.engine import (
@@ -39,7 +39,7 @@ from execbox.engine.compare import output_matches
 from execbox.submissions import NewSubmission, Submission, SubmissionRunner, SubmissionState, codec
 from execbox.submissions.callbacks import ForbiddenDestination, check_destination
 
-router = APIRouter(tags=["judge0"])
+router = APIRouter(tags=["judge0"], route_class=JSONRoute)
 
 VERSION = "1.13.1"
 # Judge0 CE's ids for the languages execbox has; 52 and 54 are both C++ (two GCC versions
@@ -468,11 +468,7 @@ def _engine(request: Request) -> Engine:
 
 
 async def _body(request: Request) -> Any:
-    raw = await request.body()
-    try:
-        return json.loads(raw or b"{}")
-    except ValueError:
-        raise Judge0Error("the body is not valid JSON", status_code=400) from None
+    return await request.json() if await request.body() else {}
 
 
 def _parse(item: Any) -> SubmissionBody:

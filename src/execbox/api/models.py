@@ -17,6 +17,9 @@ from execbox.engine import (
     StageReport,
 )
 
+# A language name or version, far longer than any real one: refused before it is parsed.
+MAX_NAME_CHARS = 64
+
 
 class LimitsModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -58,8 +61,14 @@ class ExecuteRequest(BaseModel):
         },
     )
 
-    language: str = Field(description="Language name or alias: python, py, js, go, c++ ...")
-    version: str = Field("*", description="'*', an exact version, or a prefix such as '3.11'")
+    language: str = Field(
+        max_length=MAX_NAME_CHARS, description="Language name or alias: python, py, js, c++ ..."
+    )
+    version: str = Field(
+        "*",
+        max_length=MAX_NAME_CHARS,
+        description="'*', an exact version, or a prefix such as '3.11'",
+    )
     code: str | None = Field(None, description="The program, when it fits in one file")
     files: list[FileModel] | None = Field(None, description="The program's files instead of code")
     stdin: str = ""
@@ -183,7 +192,7 @@ class ErrorModel(BaseModel):
 class OriginalRequest(BaseModel):
     """The body the original service took on POST /."""
 
-    lang: str
+    lang: str = Field(max_length=MAX_NAME_CHARS)
     code: str
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import math
 from typing import Any
 
 from fastapi import APIRouter, Request, WebSocket
 from fastapi.responses import JSONResponse
 
+from execbox.api.bodies import JSONRoute
+from execbox.api.models import MAX_NAME_CHARS
 from execbox.api.routes import execute
 from execbox.engine import (
     Engine,
@@ -29,7 +30,7 @@ from execbox.engine import (
     Status,
 )
 
-router = APIRouter(tags=["piston"])
+router = APIRouter(tags=["piston"], route_class=JSONRoute)
 
 # Piston names a runtime by the toolchain behind a language where they differ.
 RUNTIME_NAMES = {"javascript": "node", "c++": "gcc", "c": "gcc"}
@@ -110,6 +111,9 @@ def to_execution(data: Any) -> ExecutionRequest:
         raise PistonError("the body must be a JSON object")
     language = _string(data, "language", required=True)
     version = _string(data, "version") or "*"
+    for key, value in (("language", language), ("version", version)):
+        if len(value or "") > MAX_NAME_CHARS:
+            raise PistonError(f"{key} is longer than {MAX_NAME_CHARS} characters")
     files = data.get("files")
     if not isinstance(files, list) or not files:
         raise PistonError("files is required as an array")
@@ -186,10 +190,7 @@ def response(result: ExecutionResult) -> dict:
 
 async def _json(request: Request) -> Any:
     # Piston's clients often send no Content-Type: the body is JSON whatever it says.
-    try:
-        return json.loads(await request.body() or b"null")
-    except ValueError:
-        raise PistonError("the body is not valid JSON") from None
+    return await request.json() if await request.body() else None
 
 
 def _piston_errors(error: ExecutionError) -> PistonError | ExecutionError:

@@ -19,6 +19,7 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from execbox.api.bodies import BadBody, parse_json
 from execbox.api.piston import as_text, engine_of, stage, to_execution
 from execbox.api.routes import caller_of
 from execbox.engine import ExecutionError, ExecutionResult, StageReport
@@ -64,9 +65,10 @@ async def connect(socket: WebSocket) -> None:
     except WebSocketDisconnect:
         return
     try:
-        event = json.loads(message)
-    except ValueError:
-        event = None
+        event = parse_json(message)
+    except BadBody as err:
+        await send({"type": "error", "message": err.message})
+        return await close("error")
     if not isinstance(event, dict) or event.get("type") != "init":
         return await close("not_initialized")
     try:
@@ -101,9 +103,11 @@ async def connect(socket: WebSocket) -> None:
         while True:
             text = await socket.receive_text()
             try:
-                item = json.loads(text)
-            except ValueError:
-                item = {}
+                item = parse_json(text)
+            except BadBody as err:
+                await send({"type": "error", "message": err.message})
+                await close("error")
+                raise WebSocketDisconnect(CLOSE["error"][0]) from None
             match item.get("type") if isinstance(item, dict) else None:
                 case "init":
                     await close("already_initialized")

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
+from execbox.api.bodies import JSONRoute
 from execbox.api.metrics import Metrics
 from execbox.api.models import (
     ErrorModel,
@@ -33,7 +34,7 @@ from execbox.engine import (
 )
 from execbox.scheduler import Refused, Scheduler
 
-router = APIRouter()
+router = APIRouter(route_class=JSONRoute)
 access_log = logging.getLogger("execbox.access")
 
 

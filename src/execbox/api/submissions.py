@@ -7,6 +7,7 @@ import base64
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
+from execbox.api.bodies import JSONRoute
 from execbox.api.models import (
     CaseModel,
     StageModel,
@@ -21,7 +22,7 @@ from execbox.engine.compare import output_matches
 from execbox.submissions import NewSubmission, Submission, SubmissionRunner, codec
 from execbox.submissions.callbacks import ForbiddenDestination, check_destination
 
-router = APIRouter(tags=["submissions"])
+router = APIRouter(tags=["submissions"], route_class=JSONRoute)
 MAX_IDS = 100
 
 

@@ -1,0 +1,119 @@
+"""The one JSON reader of every dialect (execbox, the original endpoint, Piston, Judge0).
+
+A body is read as strict JSON: UTF-8 text only; no NaN, Infinity or number that overflows
+to one; nesting at most ``MAX_DEPTH`` deep; no string (key or value) holding a lone UTF-16
+surrogate, which no file name, argument or program text can be written as. What it refuses
+is a ``BadBody``, answered as a 4xx in the dialect's own shape (errors.py). Bodies larger
+than ``OFFLOAD_BYTES`` are parsed in a worker thread, not on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import HTTPException, Request, Response
+from fastapi.routing import APIRoute
+
+MAX_DEPTH = 32
+OFFLOAD_BYTES = 64 * 1024
+# A surrogate can only reach a parsed string through a \uD800-\uDFFF escape: the text itself
+# is strict UTF-8, which cannot encode one.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+class BadBody(HTTPException):
+    """The body is not JSON this service reads; the message says why."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(status_code=422, detail=message)
+        self.message = message
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """The body's value, or BadBody naming what is wrong with it."""
+    try:
+        text = raw if isinstance(raw, str) else raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise BadBody(f"the body is not UTF-8 text (byte {err.start})") from None
+    try:
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise BadBody(f"the body is nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as err:
+        raise BadBody(f"the body is not valid JSON: {err}") from None
+    _check_value(value, strings=_SURROGATE_ESCAPE.search(text) is not None)
+    return value
+
+
+async def load_json(raw: bytes) -> Any:
+    if len(raw) > OFFLOAD_BYTES:
+        return await asyncio.to_thread(parse_json, raw)
+    return parse_json(raw)
+
+
+def _no_constant(name: str) -> Any:
+    raise BadBody(f"the body holds {name}, which is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise BadBody(f"the number {text[:40]} is out of range")
+    return value
+
+
+def _check_value(value: Any, strings: bool) -> None:
+    """Depth, and (when the text has surrogate escapes) every string, without recursion."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            items: Any = item.items() if strings else item.values()
+        elif isinstance(item, list):
+            items = item
+        else:
+            if strings and isinstance(item, str):
+                _check_text(item)
+            continue
+        if depth >= MAX_DEPTH:
+            raise BadBody(f"the body is nested deeper than {MAX_DEPTH} levels")
+        for child in items:
+            if isinstance(child, tuple):  # a key and its value
+                _check_text(child[0])
+                child = child[1]
+            if strings or isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise BadBody(
+            f"the body holds a lone UTF-16 surrogate (\\u{ord(text[err.start]):04x}), "
+            "which is not text"
+        ) from None
+
+
+class JSONRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = await load_json(await self.body())
+        return self._json
+
+
+class JSONRoute(APIRoute):
+    """A route whose body (FastAPI's own parsing included) goes through ``parse_json``."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            return await handler(JSONRequest(request.scope, request.receive))
+
+        return handle
