@@ -19,13 +19,14 @@ import pytest
 from conftest import Server
 
 HEALTHZ_BUDGET_S = 0.1
+BODY_TIMEOUT_S = 2
 MiB = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
     """A server of its own: its peak RSS must not carry other tests' peaks."""
-    srv = Server({"EXECBOX_WARM_POOL": "0"}).start()
+    srv = Server({"EXECBOX_WARM_POOL": "0", "EXECBOX_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S)}).start()
     yield srv
     srv.stop()
 
@@ -338,3 +339,41 @@ def test_a_surrogate_pair_is_text(server):
 def test_a_body_that_is_not_utf8_is_refused(server):
     response = httpx.post(server.url + "/api/v2/execute", content=b'{"language": "\xff"}')
     assert response.status_code == 400 and "UTF-8" in response.json()["message"]
+
+
+# --- NUL in arguments, bodies that stop half-way ------------------------------------------
+
+
+def test_piston_args_with_nul_are_refused(server):
+    body = {"language": "bash", "files": [{"content": "echo $#"}], "args": ["a\x00b"]}
+    response = post_raw(server, "/api/v2/execute", json.dumps(body))
+    assert response.status_code == 400 and "NUL" in response.json()["message"], response.text
+
+
+@pytest.mark.parametrize(
+    "field,language_id", [("command_line_arguments", 46), ("compiler_options", 50)]
+)
+def test_judge0_words_with_nul_are_refused(server, field, language_id):
+    body = {"language_id": language_id, "source_code": "int main(){}", field: "-a\x00-b"}
+    response = post_raw(server, "/submissions", json.dumps(body))
+    assert response.status_code == 422, response.text
+    assert "NUL" in response.json()[field][0]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/execute", "/api/v2/execute", "/submissions", "/"])
+@pytest.mark.parametrize("chunked", [False, True], ids=["length", "chunked"])
+def test_a_body_that_stops_half_way_gets_408(server, path, chunked):
+    framing = "Transfer-Encoding: chunked" if chunked else "Content-Length: 100"
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{framing}\r\n\r\n"
+    first = b'b\r\n{"language"\r\n' if chunked else b'{"language"'
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=BODY_TIMEOUT_S + 20) as conn:
+        conn.sendall(head.encode() + first)
+        answer = b""
+        while chunk := conn.recv(65536):  # the server answers, then closes
+            answer += chunk
+    waited = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert BODY_TIMEOUT_S - 0.5 < waited < BODY_TIMEOUT_S + 10
+    body = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+    assert "did not arrive within" in json.dumps(body), body

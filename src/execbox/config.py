@@ -96,6 +96,11 @@ class Settings(BaseSettings):
     compile_cache_mb: int = 256
 
     max_request_bytes: int = 10 * 1024 * 1024
+    # A request body must arrive whole within this (else 408): a stalled client holds nothing.
+    body_timeout_s: float = 30.0
+    # Submissions in one batch: execbox's own (v1), and Judge0's (its MAX_SUBMISSION_BATCH_SIZE).
+    max_batch_submissions: int = 100
+    judge0_max_batch: int = 20
     max_files: int = 64
     # Test cases one execution may carry (each is one run of the compiled program).
     max_cases: int = 64

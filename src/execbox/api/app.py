@@ -76,5 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(piston_interactive.router)
     app.include_router(judge0.router)
     app.add_middleware(JSONBodies)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        BodyLimit, max_bytes=settings.max_request_bytes, timeout_s=settings.body_timeout_s
+    )
     return app

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from execbox.api.bodies import BadBody
+from execbox.api.dialects import dialect, error_body
 from execbox.api.judge0 import Judge0Error
 from execbox.api.routes import ClientGone
 from execbox.engine import ExecutionError, UnknownLanguage
@@ -23,35 +24,8 @@ def _code(exc: Exception) -> str:
     return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
 
 
-JUDGE0_PATHS = (
-    "/submissions", "/languages", "/statuses", "/about", "/config_info", "/system_info",
-    "/authenticate", "/authorize",
-)  # fmt: skip
-
-
-def dialect(path: str) -> str:
-    """Which API a path belongs to: errors are written in that API's own shape."""
-    if path == "/":
-        return "original"
-    if path.startswith("/api/v2/"):
-        return "piston"
-    if path.startswith(JUDGE0_PATHS):
-        return "judge0"
-    return "execbox"
-
-
 def error_response(request: Request, status: int, code: str, message: str, **extra) -> JSONResponse:
-    """The error body in the dialect of the API it answers: execbox's {error, message};
-    the original endpoint's {output, error: true}; Piston's {message}; Judge0's {error}."""
-    body: dict = {"error": code, "message": message, **extra}
-    match dialect(request.url.path):
-        case "original":
-            body = {"output": message, "error": True, "code": code, "message": message, **extra}
-        case "piston":
-            body = {"message": message}
-        case "judge0":
-            body = {"error": message}
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(error_body(request.url.path, code, message, **extra), status_code=status)
 
 
 def _validation_message(exc: RequestValidationError) -> str:

@@ -245,6 +245,10 @@ def to_execution(
         processes = int(_setting(body, "max_processes_and_or_threads"))
     file_kb = int(_setting(body, "max_file_size"))
     runs = int(_setting(body, "number_of_runs"))
+    # A NUL would end an argument where the kernel reads it: one word would become several.
+    for name in ("command_line_arguments", "compiler_options"):
+        if "\x00" in (getattr(body, name) or ""):
+            raise Judge0Error("cannot contain NUL bytes", field=name)
     try:
         args = shlex.split(body.command_line_arguments or "")
         options = shlex.split(body.compiler_options or "")

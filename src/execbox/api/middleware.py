@@ -1,16 +1,25 @@
-"""ASGI middleware at the edge of the API: a body size limit, and JSON whatever the header."""
+"""ASGI middleware at the edge of the API: a body size and time limit, and JSON whatever the
+header."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from execbox.api.dialects import error_body
+
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    """Every request body is read here, whole, before the app sees it: at most ``max_bytes``
+    (413, refused as soon as it is declared or seen larger) and within ``timeout_s`` of the
+    request's start (408): a client that stops half-way holds nothing for long."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -18,26 +27,20 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, send)
+            await self._refuse(scope, send, 413, "body_too_large", self._too_large())
             return
-        if declared is not None:
-            await self.app(scope, receive, send)  # the server stops at the declared length
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                body = await self._read(receive)
+        except TimeoutError:
+            message = f"the request body did not arrive within {self.timeout_s:g} s"
+            await self._refuse(scope, send, 408, "body_timeout", message)
             return
-        # No declared length (chunked): read up to the limit here, then hand the body on.
-        chunks: list[bytes] = []
-        seen = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunks.append(message.get("body", b""))
-            seen += len(chunks[-1])
-            if seen > self.max_bytes:
-                await self._refuse(scope, send)
-                return
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
+        except _TooLarge:
+            await self._refuse(scope, send, 413, "body_too_large", self._too_large())
+            return
+        if body is None:
+            return  # the client left while sending: nobody to answer
         delivered = False
 
         async def replay() -> Message:
@@ -49,17 +52,29 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
-        message = f"request body is larger than {self.max_bytes} bytes"
-        if scope.get("path") == "/":
-            payload = {"output": message, "error": True, "code": "body_too_large"}
-        else:
-            payload = {"error": "body_too_large", "message": message}
-        body = json.dumps(payload).encode()
+    async def _read(self, receive: Receive) -> bytes | None:
+        chunks: list[bytes] = []
+        seen = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None
+            chunks.append(message.get("body", b""))
+            seen += len(chunks[-1])
+            if seen > self.max_bytes:
+                raise _TooLarge()
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    def _too_large(self) -> str:
+        return f"request body is larger than {self.max_bytes} bytes"
+
+    async def _refuse(self, scope: Scope, send: Send, status: int, code: str, message: str) -> None:
+        body = json.dumps(error_body(scope.get("path", ""), code, message)).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": status,
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
@@ -68,6 +83,10 @@ class BodyLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
 
 
 class JSONBodies:

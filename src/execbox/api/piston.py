@@ -120,6 +120,8 @@ def to_execution(data: Any) -> ExecutionRequest:
     args = data.get("args", [])
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         raise PistonError("args must be an array of strings")
+    if any("\x00" in a for a in args):
+        raise PistonError("args cannot contain NUL bytes")
     stdin = data.get("stdin", "")
     if not isinstance(stdin, str):
         raise PistonError("stdin must be a string")
