@@ -82,6 +82,7 @@ class Engine:
             request,
             run_limits=self.catalog.limits(runtime, request.limits, "run"),
             compile_limits=self.catalog.limits(runtime, request.compile_limits, "compile"),
+            output_budget_bytes=self.settings.max_result_bytes,
         )
 
     @contextlib.contextmanager

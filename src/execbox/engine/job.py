@@ -10,6 +10,7 @@ from execbox.config import Limits
 from execbox.engine.catalog import Runtime
 from execbox.engine.compile_cache import CompileCache, CompileOutcome, cache_key
 from execbox.engine.model import ExecutionRequest, ExecutionResult, StageReport, Status
+from execbox.engine.output_budget import OutputBudget
 from execbox.sandbox import Interactive, LimitHit, Sandbox, SandboxFile, StageResult, StageSpec
 
 log = logging.getLogger("execbox.engine")
@@ -85,11 +86,14 @@ class Job:
         request: ExecutionRequest,
         run_limits: Limits,
         compile_limits: Limits,
+        output_budget_bytes: int,
     ) -> None:
         self.runtime = runtime
         self.request = request
         self.run_limits = run_limits
         self.compile_limits = compile_limits
+        # Output kept over all the execution's stages and cases (see output_budget.py).
+        self.output_budget_bytes = output_budget_bytes
         self._key: str | None = None
 
     @property
@@ -129,11 +133,14 @@ class Job:
                 await interactive.stage(stage, report)
 
         files = [SandboxFile(f.name, f.content) for f in self.request.files]
+        budget = OutputBudget(self.output_budget_bytes)
         compile_report = None
         if self.language.compile is not None:
             await tell("compile", None)
             outcome, cached = await self._compile(sandbox, files, cache)
-            compile_report = dataclasses.replace(outcome.report, cached=cached)
+            capped = self.compile_limits.output_bytes > self.output_budget_bytes
+            report = budget.charge(outcome.report, capped, is_run=False)
+            compile_report = dataclasses.replace(report, cached=cached)
             if interactive is not None and interactive.output is not None:
                 for stream in ("stdout", "stderr"):
                     if data := getattr(compile_report, stream):
@@ -146,7 +153,7 @@ class Job:
         reports = []
         for stdin in stdins:
             await tell("run", None)
-            reports.append(await self._run(sandbox, files, stdin, interactive))
+            reports.append(await self._run(sandbox, files, stdin, budget, interactive))
             await tell("run", reports[-1])
         worst = next((r.status for r in reports if r.status is not Status.OK), Status.OK)
         return self._result(worst, compile_report, reports)
@@ -163,14 +170,18 @@ class Job:
     def _compile_key(self, spec: StageSpec) -> str:
         """The compile cache's key (computed once: it hashes every source file)."""
         if self._key is None:
-            limits = [str(getattr(self.compile_limits, n)) for n in Limits.names()]
+            limits = [str(getattr(spec.limits, n)) for n in Limits.names()]
             argv = [*spec.argv, *limits, str(spec.collect_limit_bytes)]
             files = self.request.files
             self._key = cache_key(self.language.name, self.runtime.version, argv, files)
         return self._key
 
     def _run_spec(
-        self, files: list[SandboxFile], stdin: bytes, interactive: Interactive | None = None
+        self,
+        files: list[SandboxFile],
+        stdin: bytes,
+        interactive: Interactive | None = None,
+        limits: Limits | None = None,
     ) -> StageSpec:
         template = self.language.run_template([(f.name, f.content) for f in self.request.files])
         # Sandboxes are kept warm for requests with the default limits only: a pool per
@@ -178,7 +189,7 @@ class Job:
         spec = self._spec(
             template,
             files,
-            self.run_limits,
+            limits or self.run_limits,
             stdin=stdin,
             merge_stderr=self.request.merge_stderr,
             interactive=interactive,
@@ -192,7 +203,8 @@ class Job:
         spec = self._spec(
             self.language.compile,
             files,
-            self.compile_limits,
+            # The compile is the first stage: the whole budget is left.
+            OutputBudget(self.output_budget_bytes).cap(self.compile_limits),
             collect_files=True,
             # The artifacts go into the run's sandbox: they count against the run's memory.
             collect_limit_bytes=min(self.compile_limits.memory_mb, self.run_limits.memory_mb) << 20,
@@ -207,10 +219,13 @@ class Job:
         sandbox: Sandbox,
         files: list[SandboxFile],
         stdin: bytes,
+        budget: OutputBudget,
         interactive: Interactive | None = None,
     ) -> StageReport:
-        spec = self._run_spec(files, stdin, interactive)
-        return judge(await sandbox.run(spec), self.run_limits, compile_stage=False)
+        limits = budget.cap(self.run_limits)
+        spec = self._run_spec(files, stdin, interactive, limits)
+        report = judge(await sandbox.run(spec), self.run_limits, compile_stage=False)
+        return budget.charge(report, capped=limits != self.run_limits, is_run=True)
 
     async def _compile(
         self, sandbox: Sandbox, files: list[SandboxFile], cache: CompileCache | None
