@@ -4,8 +4,10 @@ unbounded on its event loop, or got a 500. Asserted as a user sees it: the statu
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
+import ipaddress
 import json
 import socket
 import struct
@@ -377,3 +379,121 @@ def test_a_body_that_stops_half_way_gets_408(server, path, chunked):
     assert BODY_TIMEOUT_S - 0.5 < waited < BODY_TIMEOUT_S + 10
     body = json.loads(answer.split(b"\r\n\r\n", 1)[1])
     assert "did not arrive within" in json.dumps(body), body
+
+
+# --- callback destinations ------------------------------------------------------------------
+
+FORBIDDEN = [
+    "::7f00:1",  # IPv4-compatible loopback
+    "64:ff9b::7f00:1",  # NAT64 of loopback
+    "64:ff9b::a00:1",  # NAT64 of 10.0.0.1
+    "64:ff9b:1::1",  # local-use NAT64
+    "2002:7f00:1::",  # 6to4 of loopback
+    "2002:a9fe:a9fe::",  # 6to4 of the metadata address
+    "::ffff:0:7f00:1",  # IPv4-translated loopback
+    "::ffff:127.0.0.1",
+    "::ffff:169.254.169.254",
+    "192.0.0.8",
+    "192.0.0.170",
+    "127.0.0.1",
+    "10.1.2.3",
+    "100.64.0.1",
+    "169.254.169.254",
+    "0.0.0.0",
+    "240.0.0.1",
+    "255.255.255.255",
+    "224.0.0.1",
+    "::1",
+    "::",
+    "fe80::1",
+    "fc00::1",
+    "fec0::1",
+    "ff02::1",
+    "2001::1",  # Teredo
+]
+ALLOWED = ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "64:ff9b::808:808", "2002:808:808::"]
+
+
+@pytest.mark.parametrize("address", FORBIDDEN)
+def test_callback_address_classification_refuses(address):
+    from execbox.submissions.callbacks import forbidden
+
+    assert forbidden(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("address", ALLOWED)
+def test_callback_address_classification_allows_public(address):
+    from execbox.submissions.callbacks import forbidden
+
+    assert not forbidden(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("host", ["[::7f00:1]", "[64:ff9b::7f00:1]", "[2002:7f00:1::]",
+                                  "[::ffff:0:7f00:1]", "192.0.0.8"])  # fmt: skip
+def test_callback_urls_to_embedded_loopback_are_refused(server, host):
+    url = f"http://{host}:8081/hook"
+    own = httpx.post(
+        server.url + "/api/v1/submissions",
+        json={"language": "bash", "code": "true", "callback_url": url},
+    )
+    assert own.status_code == 400 and "callback_url" in own.json()["message"], own.text
+    judge0 = httpx.post(
+        server.url + "/submissions",
+        json={"language_id": 46, "source_code": "true", "callback_url": url},
+    )
+    assert judge0.status_code == 422 and "callback_url" in judge0.json(), judge0.text
+
+
+def test_a_slow_resolver_does_not_block_the_event_loop(monkeypatch):
+    """getaddrinfo that hangs (a dead DNS server): the check gives up at its timeout, and the
+    event loop runs on meanwhile."""
+    from execbox.submissions import callbacks
+
+    released = threading.Event()
+
+    def hanging_getaddrinfo(*args, **kwargs):
+        released.wait(10)
+        raise socket.gaierror("gave up")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging_getaddrinfo)
+
+    async def scenario() -> tuple[float, float]:
+        gaps: list[float] = []
+
+        async def tick() -> None:
+            last = time.monotonic()
+            while True:
+                await asyncio.sleep(0.01)
+                gaps.append(time.monotonic() - last)
+                last = time.monotonic()
+
+        ticker = asyncio.create_task(tick())
+        started = time.monotonic()
+        with pytest.raises(callbacks.ForbiddenDestination, match="did not resolve within"):
+            await callbacks.check_destination("http://slow.example/", False, 0.5)
+        took = time.monotonic() - started
+        ticker.cancel()
+        return took, max(gaps)
+
+    try:
+        took, worst_gap = asyncio.run(scenario())
+    finally:
+        released.set()
+    assert took < 3
+    assert worst_gap < HEALTHZ_BUDGET_S
+
+
+def test_callbacks_connect_to_the_address_that_was_checked():
+    from execbox.submissions.callbacks import pinned_request
+
+    url, headers, extensions = pinned_request(
+        "https://hooks.example.com:8443/cb?x=1", ipaddress.ip_address("93.184.216.34")
+    )
+    assert url == "https://93.184.216.34:8443/cb?x=1"
+    assert headers == {"Host": "hooks.example.com:8443"}
+    assert extensions == {"sni_hostname": "hooks.example.com"}
+    url, headers, extensions = pinned_request(
+        "http://hooks.example.com/cb", ipaddress.ip_address("2606:4700:4700::1111")
+    )
+    assert url == "http://[2606:4700:4700::1111]/cb"
+    assert headers == {"Host": "hooks.example.com"} and extensions == {}

@@ -270,11 +270,6 @@ def to_execution(
             )
     files = [SourceFile(SOURCE_FILES[language] if language != "java" else "", source)]
     files += additional_files or []
-    if body.callback_url:
-        try:
-            check_destination(body.callback_url, settings.callback_allow_private)
-        except ForbiddenDestination as err:
-            raise Judge0Error(str(err), field="callback_url") from None
     limits = LimitRequest(
         cpu_time_ms=int((cpu + extra) * 1000) or 1,
         wall_time_ms=int(wall * 1000) or 1,
@@ -522,11 +517,24 @@ async def create_submission(
     return JSONResponse(_shown_or_400(lambda: render(finished, encoded, selected)), status_code=201)
 
 
+async def _check_callback(body: SubmissionBody, settings: Settings) -> None:
+    if not body.callback_url:
+        return
+    try:
+        await check_destination(
+            body.callback_url, settings.callback_allow_private, settings.callback_timeout_s
+        )
+    except ForbiddenDestination as err:
+        raise Judge0Error(str(err), field="callback_url") from None
+
+
 async def _translate(body: SubmissionBody, encoded: bool, request: Request):
     engine = _engine(request)
     try:
         additional = await _additional_files(body, engine.settings)
-        return to_execution(body, encoded, engine, additional)
+        translated = to_execution(body, encoded, engine, additional)
+        await _check_callback(body, engine.settings)
+        return translated
     except Judge0Error:
         raise
     except ExecutionError as err:

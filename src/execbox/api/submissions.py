@@ -30,7 +30,7 @@ def _runner(request: Request) -> SubmissionRunner:
     return request.app.state.submissions
 
 
-def _accept(request: Request, bodies: list[SubmissionRequest]) -> list[Submission]:
+async def _accept(request: Request, bodies: list[SubmissionRequest]) -> list[Submission]:
     """Check, store and queue submissions: all of them, or none when one is bad."""
     caller = caller_of(request)
     settings = request.app.state.settings
@@ -38,7 +38,9 @@ def _accept(request: Request, bodies: list[SubmissionRequest]) -> list[Submissio
     for body in bodies:
         if body.callback_url:
             try:
-                check_destination(body.callback_url, settings.callback_allow_private)
+                await check_destination(
+                    body.callback_url, settings.callback_allow_private, settings.callback_timeout_s
+                )
             except ForbiddenDestination as err:
                 raise InvalidRequest(str(err)) from None
         expected = [
@@ -55,14 +57,14 @@ def _accept(request: Request, bodies: list[SubmissionRequest]) -> list[Submissio
 @router.post("/api/v1/submissions", status_code=202, responses=ERRORS)
 async def submit(body: SubmissionRequest, request: Request) -> dict:
     """Queue one execution; its id comes back at once."""
-    (submission,) = _accept(request, [body])
+    (submission,) = await _accept(request, [body])
     return {"id": submission.id}
 
 
 @router.post("/api/v1/submissions/batch", status_code=202, responses=ERRORS)
 async def submit_batch(body: SubmissionBatchRequest, request: Request) -> dict:
     """Queue several executions (all are checked before any is queued)."""
-    return {"ids": [s.id for s in _accept(request, body.submissions)]}
+    return {"ids": [s.id for s in await _accept(request, body.submissions)]}
 
 
 def show(submission: Submission) -> SubmissionModel:

@@ -1,10 +1,13 @@
 """Callbacks: a finished submission is PUT to the URL its creator gave.
 
 A callback makes the server send a request where a client says, so it is an SSRF vector
-(Judge0's own callbacks fetch any URL). Destinations on loopback, private, link-local,
-multicast, reserved or metadata addresses are refused, when the submission is created and
-again when the callback is sent (the name could resolve elsewhere by then), unless an operator
-allows them. Delivery is retried a bounded number of times.
+(Judge0's own callbacks fetch any URL). Unless an operator allows private destinations, only
+global unicast addresses are accepted: not loopback, private, link-local (metadata),
+multicast, reserved or special-purpose ones, nor an IPv6 address that carries such an IPv4
+address inside it (IPv4-mapped, -compatible or -translated, NAT64, 6to4, Teredo). The name is
+resolved off the event loop with a timeout, when the submission is created and again before
+each delivery, and the delivery connects to the address that was checked (the Host header
+and TLS server name stay the URL's): a name that resolves elsewhere later is never used.
 """
 
 from __future__ import annotations
@@ -19,41 +22,105 @@ import httpx
 
 log = logging.getLogger("execbox.callbacks")
 
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# Special-purpose blocks Python's is_global (3.11) still counts as global.
+NOT_GLOBAL_V4 = [ipaddress.IPv4Network(n) for n in ("0.0.0.0/8", "192.0.0.0/24", "240.0.0.0/4")]
+NOT_GLOBAL_V6 = [
+    ipaddress.IPv6Network(n)
+    for n in (
+        "::/96",  # IPv4-compatible (deprecated): the IPv4 address is the destination
+        "::ffff:0:0:0/96",  # IPv4-translated (SIIT)
+        "64:ff9b:1::/48",  # local-use NAT64
+        "fec0::/10",  # site-local (deprecated)
+        "100::/64",  # discard
+    )
+]
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
 
 class ForbiddenDestination(ValueError):
     """The callback URL is malformed or points where the server must not send requests."""
 
 
-def _addresses(host: str, port: int) -> set[str]:
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as err:
-        raise ForbiddenDestination(f"callback_url host {host!r} does not resolve") from err
-    return {info[4][0] for info in infos}
+def forbidden(ip: IPAddress) -> bool:
+    """Whether a callback must not go to ``ip``: anything but a global unicast address."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None and forbidden(embedded):
+            return True
+        if any(ip in net for net in NOT_GLOBAL_V6):
+            return True
+    elif any(ip in net for net in NOT_GLOBAL_V4):
+        return True
+    return not ip.is_global or ip.is_multicast
 
 
-def check_destination(url: str, allow_private: bool) -> None:
-    """Raise ForbiddenDestination unless ``url`` may receive a callback."""
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]  # the client's address, reached through the relay
+    if ip in NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+def _parse(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ForbiddenDestination("callback_url must be an http:// or https:// URL with a host")
     if parts.username or parts.password:
         raise ForbiddenDestination("callback_url must not carry credentials")
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise ForbiddenDestination("callback_url has an invalid port") from None
+
+
+async def _resolve(host: str, port: int, timeout_s: float) -> list[IPAddress]:
+    loop = asyncio.get_running_loop()
+    try:
+        # The loop's getaddrinfo runs in a worker thread: a slow resolver blocks nothing.
+        infos = await asyncio.wait_for(
+            loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout_s
+        )
+    except TimeoutError:
+        raise ForbiddenDestination(
+            f"callback_url host {host!r} did not resolve within {timeout_s:g} s"
+        ) from None
+    except (OSError, UnicodeError):
+        raise ForbiddenDestination(f"callback_url host {host!r} does not resolve") from None
+    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+
+
+async def check_destination(url: str, allow_private: bool, timeout_s: float) -> list[IPAddress]:
+    """The addresses ``url`` may be delivered to, or ForbiddenDestination saying why none."""
+    host, port = _parse(url)
+    addresses = await _resolve(host, port, timeout_s)
     if allow_private:
-        return
-    for address in _addresses(parts.hostname, port):
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-            ip = ip.ipv4_mapped
-        if not ip.is_global or ip.is_multicast:
+        return addresses
+    # Every address the name has must be allowed: the client does not pick which is used.
+    for ip in addresses:
+        if forbidden(ip):
             raise ForbiddenDestination(
-                f"callback_url resolves to {ip}, a loopback, private, link-local or reserved "
-                "address; callbacks go to public addresses only"
+                f"callback_url resolves to {ip}, a loopback, private, link-local, reserved or "
+                "special-purpose address; callbacks go to public addresses only"
             )
+    if not addresses:
+        raise ForbiddenDestination(f"callback_url host {host!r} does not resolve")
+    return addresses
+
+
+def pinned_request(url: str, address: IPAddress) -> tuple[str, dict[str, str], dict]:
+    """The URL with its host replaced by ``address``, and the Host header and TLS server name
+    that keep it the request the URL names."""
+    original = httpx.URL(url)
+    host_header = original.netloc.decode("ascii")
+    tls_name = original.raw_host.decode("ascii")
+    extensions = {"sni_hostname": tls_name} if original.scheme == "https" else {}
+    return str(original.copy_with(host=str(address))), {"Host": host_header}, extensions
 
 
 class CallbackSender:
@@ -70,12 +137,15 @@ class CallbackSender:
         """PUT ``body`` as JSON; True once the receiver answered 2xx."""
         for attempt in range(1, self.max_tries + 1):
             try:
-                await asyncio.to_thread(check_destination, url, self.allow_private)
+                addresses = await check_destination(url, self.allow_private, self.timeout_s)
             except ForbiddenDestination as err:
                 log.warning("callback to %s refused: %s", url, err)
                 return False
+            target, headers, extensions = pinned_request(url, addresses[0])
             try:
-                response = await self._client.put(url, json=body)
+                response = await self._client.put(
+                    target, json=body, headers=headers, extensions=extensions
+                )
                 if response.is_success:
                     return True
                 log.info("callback to %s answered %d", url, response.status_code)
