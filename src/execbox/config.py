@@ -123,7 +123,8 @@ class Settings(BaseSettings):
     submissions_db: str = "/var/lib/execbox/submissions.sqlite3"
     submission_ttl_s: float = 24 * 3600.0
     max_pending_submissions: int = 10_000
-    # Output one submission's stored result keeps, over all its stages and test cases.
+    # Output one execution keeps, over all its stages and test cases (the engine caps each
+    # stage at what is left; a stored submission result is bound by it too).
     max_result_bytes: int = 16 * 1024 * 1024
     # Callbacks: also to loopback/private/link-local addresses (off: only public ones).
     callback_allow_private: bool = False
