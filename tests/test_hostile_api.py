@@ -497,3 +497,38 @@ def test_callbacks_connect_to_the_address_that_was_checked():
     )
     assert url == "http://[2606:4700:4700::1111]/cb"
     assert headers == {"Host": "hooks.example.com"} and extensions == {}
+
+
+# --- batches ----------------------------------------------------------------------------------
+
+
+def test_a_9mb_batch_of_1200_is_refused_without_stalling(server):
+    # (The last one is unknown: were the batch taken, none of it would be stored and run.)
+    item = {"language": "python", "code": "#" + "x" * 7500}
+    batch = {"submissions": [item] * 1199 + [{**item, "language": "nope"}]}
+    text = json.dumps(batch)
+    assert len(text) > 9_000_000
+    response, slowest = while_healthz_polled(
+        server, lambda: post_raw(server, "/api/v1/submissions/batch", text)
+    )
+    assert slowest < HEALTHZ_BUDGET_S, f"/healthz took {slowest * 1000:.0f} ms during the batch"
+    assert response.status_code == 400, response.text
+    assert "at most 100 in a batch, got 1200" in response.json()["message"]
+
+
+def test_judge0_batches_hold_at_most_20(server):
+    item = {"language_id": 46, "source_code": "true", "callback_url": "http://127.0.0.1/"}
+    response = post_raw(server, "/submissions/batch", json.dumps({"submissions": [item] * 21}))
+    assert response.status_code == 400, response.text
+    assert "at most 20" in response.json()["error"]
+    tokens = ",".join(f"t{i}" for i in range(21))
+    response = httpx.get(f"{server.url}/submissions/batch?tokens={tokens}")
+    assert response.status_code == 400 and "at most 20" in response.json()["error"]
+
+
+def test_v1_batch_body_errors_are_422_with_the_field(server):
+    response = post_raw(server, "/api/v1/submissions/batch", json.dumps({"submissions": [{}]}))
+    assert response.status_code == 422, response.text
+    assert "submissions.0.language" in response.json()["message"]
+    response = post_raw(server, "/api/v1/submissions/batch", json.dumps({"submissions": []}))
+    assert response.status_code == 422, response.text

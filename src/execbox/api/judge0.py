@@ -104,7 +104,6 @@ MAXIMA = {
     "max_file_size": 4096,
     "number_of_runs": 20,
 }
-MAX_BATCH = 20
 DEFAULT_FIELDS = (
     "token",
     "time",
@@ -551,9 +550,10 @@ async def create_batch(request: Request, base64_encoded: str | None = Query(None
     items = data.get("submissions") if isinstance(data, dict) else None
     if not isinstance(items, list) or not items:
         raise Judge0Error("submissions: a non-empty list is required", status_code=400)
-    if len(items) > MAX_BATCH:
+    limit = _engine(request).settings.judge0_max_batch
+    if len(items) > limit:
         raise Judge0Error(
-            f"number of submissions in a batch must be at most {MAX_BATCH}", status_code=400
+            f"number of submissions in a batch must be at most {limit}", status_code=400
         )
     # Each item is answered in place: its token, or why it was refused (Judge0 does the same).
     answers: list[dict] = []
@@ -584,8 +584,9 @@ async def get_batch(
     wanted = [t.strip() for t in tokens.split(",") if t.strip()]
     if not wanted:
         raise Judge0Error("tokens: at least one token is required", status_code=400)
-    if len(wanted) > MAX_BATCH:
-        raise Judge0Error(f"number of tokens must be at most {MAX_BATCH}", status_code=400)
+    limit = _engine(request).settings.judge0_max_batch
+    if len(wanted) > limit:
+        raise Judge0Error(f"number of tokens must be at most {limit}", status_code=400)
     selected = _fields(fields)
     found = _runner(request).get(wanted)
     encoded = _flag(base64_encoded)
@@ -715,7 +716,7 @@ async def config_info(request: Request) -> dict:
         "redirect_stderr_to_stdout": False,
         "max_extract_size": settings.max_request_bytes // 1024,
         "enable_batched_submissions": True,
-        "max_submission_batch_size": MAX_BATCH,
+        "max_submission_batch_size": settings.judge0_max_batch,
         "submission_cache_duration": 1.0,
         "use_docs_as_homepage": False,
         "allow_enable_network": False,
