@@ -5,6 +5,7 @@ warm pool. (Languages, limits, isolation and the API run against it in their own
 from __future__ import annotations
 
 import signal
+import subprocess
 import threading
 import time
 
@@ -96,7 +97,9 @@ def test_a_running_container_is_locked_down(engine, docker_server):
     assert host["Init"] is True
     ulimits = {u["Name"]: (u["Soft"], u["Hard"]) for u in host["Ulimits"]}
     assert ulimits["fsize"] == (3 * 1024 * 1024,) * 2 and ulimits["core"] == (0, 0)
-    assert info["Config"]["User"] == "65534:65534"
+    uid, gid = info["Config"]["User"].split(":")
+    assert uid == gid and int(uid) in range(61500, 62000)
+    assert {"/proc/config.gz", "/proc/key-users", "/sys/kernel"} <= set(host["MaskedPaths"])
     # Nothing of the host is mounted: only tmpfs work dirs.
     assert not host["Binds"] and not info["Mounts"]
     assert set(host["Tmpfs"]) == {"/box", "/tmp"}
@@ -277,3 +280,43 @@ def test_a_program_cannot_forge_the_end_of_its_run(docker_server):
     assert len(body["run"]["stdout"]) <= 65536 and body["run"]["stdout_truncated"]
     assert peak_rss_kib(docker_server) - before < 100 * 1024
     assert httpx.get(docker_server.url + "/healthz", timeout=10).status_code == 200
+
+
+def test_concurrent_runs_do_not_share_per_user_kernel_limits(docker_server):
+    """Each container has its own uid: one run that takes every inotify instance its uid may
+    have does not starve another run."""
+    marker = f"inotify-hog-{time.monotonic_ns()}"
+    hog = (
+        "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "while libc.inotify_init() >= 0:\n    pass\n"
+        f"os.execvp('sh', ['sh', '-c', 'sleep 3; : {marker}'])\n"
+    )
+    results: list[httpx.Response] = []
+    thread = threading.Thread(
+        target=lambda: results.append(
+            execute(
+                docker_server,
+                {"language": "python", "code": hog, "limits": {"wall_time_ms": 30000}},
+            )
+        )
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while (
+            marker
+            not in subprocess.run(["ps", "-eo", "args="], capture_output=True, text=True).stdout
+        ):
+            assert time.monotonic() < deadline, "the inotify hog did not start"
+            time.sleep(0.05)
+        body = execute(
+            docker_server,
+            {
+                "language": "python",
+                "code": "import ctypes\nprint(ctypes.CDLL(None).inotify_init() >= 0)",
+            },
+        ).json()
+    finally:
+        thread.join()
+    assert body["run"]["stdout"] == "True\n", body
+    assert results[0].json()["status"] == "ok"

@@ -193,3 +193,28 @@ def test_compile_output_larger_than_the_run_may_hold_is_refused(run, server):
     # The same source with room for it in the run compiles and runs.
     small = run("c", "char big[4 << 20] = {1};\nint main(void) { return big[0]; }")
     assert small["status"] == "runtime_error" and small["run"]["exit_code"] == 1, small
+
+
+def test_kernel_and_host_details_are_hidden(run, backend):
+    code = r"""
+import os
+def size(path):
+    try:
+        with open(path, "rb") as f:
+            return len(f.read())
+    except OSError:
+        return 0
+def listing(path):
+    try:
+        return len(os.listdir(path))
+    except OSError:
+        return 0
+print(size("/proc/config.gz"), size("/proc/key-users"), size("/proc/keys"))
+print(*(listing(f"/sys/{name}") for name in ("kernel", "devices", "class", "block", "module")))
+"""
+    body = run("python", code)
+    assert body["status"] == "ok", body
+    files, sys_dirs = body["run"]["stdout"].splitlines()
+    assert files == "0 0 0"
+    assert sys_dirs == "0 0 0 0 0"
+    assert body["run"]["memory_bytes"] > 0  # the cgroup figures are still read

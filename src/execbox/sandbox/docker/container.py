@@ -49,11 +49,10 @@ from execbox.sandbox.docker.frames import Demultiplexer, Stream
 from execbox.sandbox.syscalls import Arg, Op
 from execbox.sandbox.syscalls import rules as syscall_rules
 
-USER = 65534
+USER = 65534  # the toolchain discovery helpers' uid; each run's container has its own
 LABEL = "org.execbox"
 RUN_SCRIPT = "/tmp/.box-run"
 STDIN_FILE = "/tmp/.box-stdin"
-OUT_FILE = "/tmp/.box-out"
 # The unreadable copy of /bin/sh that runs the script (named sh: busybox picks its applet by
 # name). The archive creates it empty, write and execute only, for its owner.
 CONTROL_DIR = "/tmp/.box-control"
@@ -110,8 +109,40 @@ class Profile:
         )
 
 
-def container_config(api, profile: Profile, cpus: float, labels: dict[str, str]) -> dict:
-    """The Engine API's create body for a container of this profile."""
+# Host files that tell about the kernel, the machine or other users, hidden in every container
+# (on top of Docker's own set, which a list here replaces): /sys but the cgroup file system.
+MASKED_PATHS = [
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/key-users",
+    "/proc/config.gz",
+    "/proc/latency_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/sys/block",
+    "/sys/bus",
+    "/sys/class",
+    "/sys/dev",
+    "/sys/devices",
+    "/sys/firmware",
+    "/sys/hypervisor",
+    "/sys/kernel",
+    "/sys/module",
+    "/sys/power",
+]
+
+
+def container_config(
+    api, profile: Profile, cpus: float, labels: dict[str, str], uid: int = USER
+) -> dict:
+    """The Engine API's create body for a container of this profile, whose processes run as
+    ``uid`` (each container its own: per-user kernel limits such as inotify instances are not
+    shared between runs)."""
     from docker.types import LogConfig, Ulimit
 
     memory = f"{profile.memory_mb}m"
@@ -122,7 +153,7 @@ def container_config(api, profile: Profile, cpus: float, labels: dict[str, str])
         init=True,
         read_only=True,
         tmpfs={
-            WORKDIR: f"{tmpfs_options},uid={USER},gid={USER},mode=0700",
+            WORKDIR: f"{tmpfs_options},uid={uid},gid={uid},mode=0700",
             "/tmp": f"{tmpfs_options},mode=1777",
         },
         mem_limit=memory,
@@ -143,7 +174,7 @@ def container_config(api, profile: Profile, cpus: float, labels: dict[str, str])
     config = api.create_container_config(
         profile.image,
         ["sh", "-c", STUB],
-        user=f"{USER}:{USER}",
+        user=f"{uid}:{uid}",
         environment={"HOME": WORKDIR, **dict(profile.env)},
         working_dir=WORKDIR,
         stdin_open=True,
@@ -152,6 +183,7 @@ def container_config(api, profile: Profile, cpus: float, labels: dict[str, str])
         labels=labels,
         host_config=host_config,
     )
+    config["HostConfig"]["MaskedPaths"] = MASKED_PATHS
     # Closing our side of the attach connection gives the shell's tar its end of file.
     config["StdinOnce"] = True
     return config
@@ -165,10 +197,13 @@ def run_script(spec: StageSpec, nonce: str) -> str:
     argv = " ".join(shlex.quote(word) for word in spec.argv)
     collect = ""
     if spec.collect_files:
+        # Measured first, then streamed: no copy in the container's memory, and an archive
+        # larger than the host takes is not sent at all (the host refuses it by its size).
+        tar = f"tar -c -C {WORKDIR} -f - . 2>/dev/null"
         collect = (
-            f"tar -c -C {WORKDIR} -f {OUT_FILE} . 2>/dev/null || : > {OUT_FILE}\n"
-            f'printf "\\n{nonce} archive %s\\n" "$(wc -c < {OUT_FILE})"\n'
-            f"cat {OUT_FILE}\n"
+            f"_size=$({tar} | wc -c)\n"
+            f'printf "\\n{nonce} archive %s\\n" "$_size"\n'
+            f'[ "$_size" -gt {artifact_budget(spec)} ] || {tar}\n'
         )
     else:
         collect = f'printf "\\n{nonce} end\\n"\n'

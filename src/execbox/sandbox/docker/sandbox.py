@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import socket
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -30,6 +32,9 @@ from execbox.sandbox.warm_pool import Expectation, WarmPool
 log = logging.getLogger("execbox.sandbox")
 
 THREADS = 64
+# Each container runs as its own host uid, from SANDBOX_UID_BASE + 500 on (the native
+# backend's pool starts at the base).
+UID_OFFSET, UID_COUNT = 500, 500
 DISCOVER_TIMEOUT_S = 120  # a helper container that answers discover commands lives this long
 
 
@@ -61,6 +66,10 @@ class DockerSandbox:
         # engine runs elsewhere: then only RLIMIT_CPU and the wall clock apply). Found when the
         # container starts, off the request path.
         self._cpu_readers: dict[str, Callable[[], int | None] | None] = {}
+        base = settings.sandbox_uid_base + UID_OFFSET
+        self._free_uids = set(range(base, base + UID_COUNT))
+        self._uids: dict[str, int] = {}  # each live container's uid
+        self._uid_lock = threading.Lock()
 
     @property
     def api(self):
@@ -235,16 +244,44 @@ class DockerSandbox:
         """Forget a container and remove it (killing what runs in it) in the background."""
         self._live.discard(container)
         self._cpu_readers.pop(container, None)
-        self._background.spawn(self._call(self._remove, container))
+        self._background.spawn(self._remove_and_free(container))
+
+    async def _remove_and_free(self, container: str) -> None:
+        try:
+            await self._call(self._remove, container)
+        finally:
+            # Only once the container (and every process of its uid) is gone.
+            self._free_uid(self._uids.pop(container, None))
+
+    def _take_uid(self) -> int:
+        with self._uid_lock:  # containers are created on several threads
+            if not self._free_uids:
+                raise RuntimeError(f"all {UID_COUNT} container uids are in use")
+            # At random: two servers on one host are unlikely to pick the same one at once.
+            uid = random.choice(tuple(self._free_uids))
+            self._free_uids.discard(uid)
+            return uid
+
+    def _free_uid(self, uid: int | None) -> None:
+        if uid is not None:
+            with self._uid_lock:
+                self._free_uids.add(uid)
 
     def _create(self, profile: Profile) -> str:
-        config = box.container_config(self.api, profile, self.settings.cpus_per_stage, self.labels)
-        container = self.api.create_container_from_config(config)["Id"]
+        uid = self._take_uid()
+        cpus = self.settings.cpus_per_stage
+        container = None
         try:
+            config = box.container_config(self.api, profile, cpus, self.labels, uid)
+            container = self.api.create_container_from_config(config)["Id"]
+            self._uids[container] = uid
             self.api.start(container)
             pid = self.api.inspect_container(container)["State"]["Pid"]
             self._cpu_readers[container] = cgroup_files.cpu_time_reader(pid)
         except Exception:
-            self._remove(container)
+            if container is not None:
+                self._remove(container)
+                self._uids.pop(container, None)
+            self._free_uid(uid)
             raise
         return container
