@@ -26,7 +26,6 @@ reads them back from the stream's pipe either.
 from __future__ import annotations
 
 import io
-import json
 import math
 import secrets
 import shlex
@@ -40,14 +39,13 @@ from execbox.config import Limits
 from execbox.sandbox.base import (
     WORKDIR,
     LimitHit,
-    SandboxFile,
     StageResult,
     StageSpec,
     signal_of,
 )
-from execbox.sandbox.docker.frames import Demultiplexer, Stream
-from execbox.sandbox.syscalls import Arg, Op
-from execbox.sandbox.syscalls import rules as syscall_rules
+from execbox.sandbox.docker.artifacts import artifact_budget
+from execbox.sandbox.docker.frames import Demultiplexer
+from execbox.sandbox.docker.seccomp_profile import SECCOMP_PROFILE
 
 USER = 65534  # the toolchain discovery helpers' uid; each run's container has its own
 LABEL = "org.execbox"
@@ -262,52 +260,6 @@ def _info(name: str, kind: bytes, mode: int) -> tarfile.TarInfo:
     return info
 
 
-class TooLarge(ValueError):
-    """A compile stage's artifacts are larger than they may be."""
-
-
-def too_large_message(budget: int) -> str:
-    return f"compile output too large: more than the {budget >> 20} MB of files the run may hold"
-
-
-def collect_artifacts(result: StageResult, stdout: Stream, spec: StageSpec) -> None:
-    """Put the compile stage's artifacts into ``result``, or refuse the stage (too large), or
-    fail it (the archive is missing or unreadable: the sandbox's fault)."""
-    budget = artifact_budget(spec)
-    try:
-        if stdout.archive_too_large:
-            raise TooLarge(too_large_message(budget))
-        if stdout.archive is None:
-            raise ValueError("no archive of the work dir")
-        result.files = read_archive(bytes(stdout.archive), budget)
-    except TooLarge as err:
-        result.refusal = str(err)
-    except (ValueError, OSError, tarfile.TarError) as err:
-        result.internal_error = f"artifacts: {err}"
-
-
-def read_archive(data: bytes, budget: int) -> list[SandboxFile]:
-    """The regular files of a work-dir archive made inside the container (untrusted: links,
-    devices and odd names are skipped, and the total is bounded)."""
-    files: list[SandboxFile] = []
-    total = 0
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
-        for member in tar:
-            if not member.isreg():
-                continue
-            name = member.name.removeprefix("./")
-            parts = name.split("/")
-            if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
-                continue
-            total += member.size
-            if total > budget:
-                raise TooLarge(too_large_message(budget))
-            content = tar.extractfile(member)
-            assert content is not None
-            files.append(SandboxFile(name, content.read(), bool(member.mode & 0o100)))
-    return files
-
-
 @dataclass
 class Outcome:
     """What the host saw of one run, before it is turned into a StageResult."""
@@ -317,11 +269,6 @@ class Outcome:
     timed_out: bool
     ended: bool  # the stream closed before the markers: the container died
     host_cpu_ms: float = 0.0  # the last CPU time read from the host (when it can read it)
-
-
-def artifact_budget(spec: StageSpec) -> int:
-    """The most bytes of artifacts a compile stage may hand back."""
-    return spec.collect_limit_bytes or spec.limits.memory_mb << 20
 
 
 def new_nonce() -> str:
@@ -418,36 +365,3 @@ def judge(
         memory_bytes=memory,
         limit=limit,
     )
-
-
-DOCKER_OPS = {
-    Op.EQ: "SCMP_CMP_EQ",
-    Op.NE: "SCMP_CMP_NE",
-    Op.GT: "SCMP_CMP_GT",
-    Op.MASKED_EQ: "SCMP_CMP_MASKED_EQ",
-}
-
-
-def _docker_arg(arg: Arg) -> dict:
-    if arg.op is Op.MASKED_EQ:  # Docker's "value" is the mask, "valueTwo" the result
-        return {
-            "index": arg.index,
-            "value": arg.mask,
-            "valueTwo": arg.value,
-            "op": DOCKER_OPS[arg.op],
-        }
-    return {"index": arg.index, "value": arg.value, "valueTwo": 0, "op": DOCKER_OPS[arg.op]}
-
-
-def seccomp_profile() -> str:
-    """The syscall policy of sandbox/syscalls.py as a Docker seccomp profile (JSON)."""
-    profile_rules = []
-    for rule in syscall_rules():
-        entry: dict = {"names": [rule.syscall], "action": "SCMP_ACT_ERRNO", "errnoRet": rule.errno}
-        if rule.args:
-            entry["args"] = [_docker_arg(arg) for arg in rule.args]
-        profile_rules.append(entry)
-    return json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": profile_rules})
-
-
-SECCOMP_PROFILE = seccomp_profile()

@@ -25,6 +25,7 @@ from execbox.sandbox import cgroup_files
 from execbox.sandbox.background import CLOSE_WAIT_S, BackgroundTasks
 from execbox.sandbox.base import StageResult, StageSpec
 from execbox.sandbox.docker import container as box
+from execbox.sandbox.docker.artifacts import collect_artifacts
 from execbox.sandbox.docker.container import LABEL, USER, Profile
 from execbox.sandbox.servers import server_alive, server_name
 from execbox.sandbox.warm_pool import Expectation, WarmPool
@@ -224,7 +225,7 @@ class DockerSandbox:
             oom_killed, exit_status = bool(state.get("OOMKilled")), state.get("ExitCode")
         result = box.judge(outcome, spec, oom_killed, exit_status)
         if spec.collect_files and result.internal_error is None and result.limit is None:
-            box.collect_artifacts(result, outcome.streams.stdout, spec)
+            collect_artifacts(result, outcome.streams.stdout, spec)
         return result
 
     def _state(self, container: str) -> dict:
