@@ -172,7 +172,7 @@ def run(client: httpx.Client):
 
 
 # Host uids that sandboxed programs run as: the native pool, and the Docker backend's user.
-SANDBOX_UIDS = (range(61000, 62000), range(65534, 65535))
+SANDBOX_UIDS = (range(61000, 61000 + 16 * 1000), range(65534, 65535))
 WAITING_BOX = (
     # native: bwrap's two processes, or the helper's stub that waits for its command
     "/usr/bin/bwrap --args ",

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 import httpx
-from conftest import Server
+from conftest import Server, host_uids_of_a_running_program
 
 from execbox.sandbox.cgroup_files import CGROUP_ROOT, cgroups_of
 from execbox.sandbox.native import host, unmask
@@ -110,3 +110,18 @@ def test_only_the_masks_a_container_puts_over_proc_are_unmounted() -> None:
         )
     )
     assert unmask.proc_masks(mountinfo) == ["/proc/sys/kernel/x", "/proc/sys", "/proc/keys"]
+
+
+def test_two_servers_on_one_host_never_share_sandbox_uids() -> None:
+    first, second = Server().start(), Server().start()
+    try:
+        ranges = []
+        for server in (first, second):
+            with httpx.Client(base_url=server.url, timeout=60) as client:
+                uids = host_uids_of_a_running_program(client)
+            assert uids
+            ranges.append({uid // 1000 for uid in uids})
+        assert ranges[0].isdisjoint(ranges[1]), ranges
+    finally:
+        first.stop()
+        second.stop()

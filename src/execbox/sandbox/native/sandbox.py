@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import shutil
@@ -33,6 +34,11 @@ SANDBOX_DIR = helper.SANDBOX_DIR
 # A box waits in its cgroup with at least this much memory: bwrap sets it up in there.
 MIN_START_MEMORY = 64 * 1024 * 1024
 UID_POOL_SIZE = 256
+# Servers on one host take disjoint uid ranges (SANDBOX_UID_BASE + 1000 k; the Docker backend
+# uses +500..+999 of its base), each held by a lock that dies with its server.
+UID_LOCK_DIR = Path("/run/lock/execbox")
+UID_RANGE_STEP = 1000
+UID_RANGES = 16
 ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
     "HOME": "/tmp",
@@ -137,6 +143,26 @@ def _prepare_dev_dir(directory: Path) -> list[str]:
     return ["--dev-bind", str(directory), "/dev"]
 
 
+def claim_uid_range(first: int) -> tuple[int, int]:
+    """The first uid range no other server on this host holds, and the lock that holds it:
+    two servers handing out the same uid would let one's program signal the other's."""
+    UID_LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    for k in range(UID_RANGES):
+        base = first + k * UID_RANGE_STEP
+        lock = UID_LOCK_DIR / f"uids-{base}.lock"
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return fd, base
+    raise SandboxUnavailable(
+        f"every sandbox uid range from {first} is held by another execbox server on this host "
+        f"(at most {UID_RANGES}); set EXECBOX_SANDBOX_UID_BASE to another range"
+    )
+
+
 def _remove_server_dir(directory: Path) -> None:
     """Remove a server's state; never while anything is still mounted below it (a toolchain
     bind would be deleted through it)."""
@@ -175,6 +201,7 @@ class NativeSandbox:
         )
         self._live: set[Box] = set()
         self._start_limits: dict[Profile, tuple[int, int]] = {}
+        self._uid_lock: int | None = None
 
     async def start(self) -> None:
         if os.geteuid() != 0:
@@ -219,7 +246,7 @@ class NativeSandbox:
             "--proc", "/proc",
             *dev_args,
         ]  # fmt: skip
-        base = self.settings.sandbox_uid_base
+        self._uid_lock, base = claim_uid_range(self.settings.sandbox_uid_base)
         for uid in range(base, base + UID_POOL_SIZE):
             self._uids.put_nowait(uid)
         log.info("native sandbox ready: cgroup v%d, server %s", self._cgroups.version, self.server)
@@ -250,6 +277,9 @@ class NativeSandbox:
             await asyncio.to_thread(self._cgroups.remove_server, self.server)
         self._toolchains.clear()
         _remove_server_dir(self.state / self.server)
+        if self._uid_lock is not None:
+            os.close(self._uid_lock)
+            self._uid_lock = None
 
     def expect(self, spec: StageSpec) -> Expectation:
         return self._pool.expect(self._profile(spec))
