@@ -1,0 +1,296 @@
+"""Judge0 CE 1.13.1's submissions: their fields, Judge0's defaults and maxima in its units
+(seconds, KB), and the execution a submission asks for."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import shlex
+
+from pydantic import BaseModel, ConfigDict
+
+from execbox.api.archives import BadArchive, run_bounded, unzip
+from execbox.config import Settings
+from execbox.engine import (
+    Engine,
+    ExecutionError,
+    ExecutionRequest,
+    LimitRequest,
+    SourceFile,
+)
+
+VERSION = "1.13.1"
+# Judge0 CE's ids for the languages execbox has; 52 and 54 are both C++ (two GCC versions
+# there, the one installed here).
+LANGUAGE_IDS = {
+    46: ("bash", "Bash"),
+    50: ("c", "C (GCC {version})"),
+    52: ("c++", "C++ (GCC {version})"),
+    54: ("c++", "C++ (GCC {version})"),
+    60: ("go", "Go ({version})"),
+    62: ("java", "Java (OpenJDK {version})"),
+    63: ("javascript", "JavaScript (Node.js {version})"),
+    71: ("python", "Python ({version})"),
+    73: ("rust", "Rust ({version})"),
+}
+SOURCE_FILES = {
+    "bash": "script.sh",
+    "c": "main.c",
+    "c++": "main.cpp",
+    "go": "main.go",
+    "java": "Main.java",
+    "javascript": "script.js",
+    "python": "script.py",
+    "rust": "main.rs",
+}
+STATUSES = {
+    1: "In Queue",
+    2: "Processing",
+    3: "Accepted",
+    4: "Wrong Answer",
+    5: "Time Limit Exceeded",
+    6: "Compilation Error",
+    7: "Runtime Error (SIGSEGV)",
+    8: "Runtime Error (SIGXFSZ)",
+    9: "Runtime Error (SIGFPE)",
+    10: "Runtime Error (SIGABRT)",
+    11: "Runtime Error (NZEC)",
+    12: "Runtime Error (Other)",
+    13: "Internal Error",
+    14: "Exec Format Error",
+}
+SIGNAL_STATUS = {"SIGSEGV": 7, "SIGXFSZ": 8, "SIGFPE": 9, "SIGABRT": 10}
+
+# Judge0's defaults and maxima (seconds, KB), as its configuration documents them.
+DEFAULTS = {
+    "cpu_time_limit": 5.0,
+    "cpu_extra_time": 1.0,
+    "wall_time_limit": 10.0,
+    "memory_limit": 128000,
+    "stack_limit": 64000,
+    "max_processes_and_or_threads": 60,
+    "max_file_size": 1024,
+    "number_of_runs": 1,
+}
+MAXIMA = {
+    "cpu_time_limit": 15.0,
+    "cpu_extra_time": 5.0,
+    "wall_time_limit": 20.0,
+    "memory_limit": 512000,
+    "stack_limit": 128000,
+    "max_processes_and_or_threads": 120,
+    "max_file_size": 4096,
+    "number_of_runs": 20,
+}
+DEFAULT_FIELDS = (
+    "token",
+    "time",
+    "memory",
+    "stdout",
+    "stderr",
+    "compile_output",
+    "message",
+    "status",
+)
+ALL_FIELDS = (
+    "source_code", "language_id", "stdin", "expected_output", "stdout", "status_id",
+    "created_at", "finished_at", "time", "memory", "stderr", "token", "number_of_runs",
+    "cpu_time_limit", "cpu_extra_time", "wall_time_limit", "memory_limit", "stack_limit",
+    "max_processes_and_or_threads", "enable_per_process_and_thread_time_limit",
+    "enable_per_process_and_thread_memory_limit", "max_file_size", "compile_output",
+    "exit_code", "exit_signal", "message", "wall_time", "compiler_options",
+    "command_line_arguments", "redirect_stderr_to_stdout", "callback_url", "additional_files",
+    "enable_network", "status", "language",
+)  # fmt: skip
+WAIT_TIMEOUT_S = 300.0
+
+
+class Judge0Error(ExecutionError):
+    """A refusal in Judge0's shape: ``{field: [messages]}`` (422) or ``{"error": ...}``."""
+
+    def __init__(self, message: str, status_code: int = 422, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.field = field
+
+    def body(self) -> dict:
+        return {self.field: [self.message]} if self.field else {"error": self.message}
+
+
+class SubmissionBody(BaseModel):
+    # Judge0 ignores fields it does not know.
+    model_config = ConfigDict(extra="ignore")
+
+    source_code: str | None = None
+    language_id: int | None = None
+    compiler_options: str | None = None
+    command_line_arguments: str | None = None
+    stdin: str | None = None
+    expected_output: str | None = None
+    cpu_time_limit: float | None = None
+    cpu_extra_time: float | None = None
+    wall_time_limit: float | None = None
+    memory_limit: float | None = None
+    stack_limit: int | None = None
+    max_processes_and_or_threads: int | None = None
+    enable_per_process_and_thread_time_limit: bool | None = None
+    enable_per_process_and_thread_memory_limit: bool | None = None
+    max_file_size: int | None = None
+    redirect_stderr_to_stdout: bool | None = None
+    enable_network: bool | None = None
+    number_of_runs: int | None = None
+    additional_files: str | None = None
+    callback_url: str | None = None
+
+
+# --- turning a Judge0 submission into an execution -----------------------------------------
+
+
+def _decode(value: str | None, base64_encoded: bool, field: str) -> bytes | None:
+    if value is None:
+        return None
+    if not base64_encoded:
+        return value.encode("utf-8", errors="surrogatepass")
+    try:
+        # Accept base64 wrapped at any width, as Ruby's Base64.encode64 writes it.
+        return base64.b64decode("".join(value.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise Judge0Error("is not valid base64", field=field) from None
+
+
+def _setting(body: SubmissionBody, name: str) -> float:
+    value = getattr(body, name)
+    if value is None:
+        return DEFAULTS[name]
+    if not 0 <= value <= MAXIMA[name] or (name == "number_of_runs" and value < 1):
+        low = 1 if name == "number_of_runs" else 0
+        raise Judge0Error(f"must be between {low} and {MAXIMA[name]}", field=name)
+    return value
+
+
+async def unpack_additional_files(body: SubmissionBody, settings: Settings) -> list[SourceFile]:
+    """Judge0's additional_files: a zip whose files go beside the source, unpacked off the
+    event loop under bounds on count, size and ratio (archives.py)."""
+    if not body.additional_files:
+        return []
+    zipped = _decode(body.additional_files, True, "additional_files") or b""
+    try:
+        return await run_bounded(
+            lambda: unzip(zipped, settings.max_files - 1, settings.max_request_bytes)
+        )
+    except BadArchive as err:
+        raise Judge0Error(str(err), field="additional_files") from None
+
+
+def to_execution(
+    body: SubmissionBody,
+    base64_encoded: bool,
+    engine: Engine,
+    additional_files: list[SourceFile] | None = None,
+) -> tuple[ExecutionRequest, dict]:
+    """The execution a submission asks for, and the Judge0 fields to show with it
+    (``additional_files``: its zip, already unpacked)."""
+    if body.source_code is None:
+        raise Judge0Error("can't be blank", field="source_code")
+    if body.language_id is None:
+        raise Judge0Error("can't be blank", field="language_id")
+    if body.language_id not in LANGUAGE_IDS:
+        raise Judge0Error(f"language with id {body.language_id} doesn't exist", field="language_id")
+    if body.enable_network:
+        raise Judge0Error("execbox runs nothing with network access", field="enable_network")
+    for flag in (
+        "enable_per_process_and_thread_time_limit",
+        "enable_per_process_and_thread_memory_limit",
+    ):
+        if getattr(body, flag):
+            raise Judge0Error("is not allowed: limits apply to all processes together", field=flag)
+    language = LANGUAGE_IDS[body.language_id][0]
+    settings = engine.settings
+    source = _decode(body.source_code, base64_encoded, "source_code") or b""
+    stdin = _decode(body.stdin, base64_encoded, "stdin") or b""
+    expected = _decode(body.expected_output, base64_encoded, "expected_output")
+    cpu = _setting(body, "cpu_time_limit")
+    extra = _setting(body, "cpu_extra_time")
+    wall = _setting(body, "wall_time_limit")
+    memory_kb = body.memory_limit
+    if memory_kb is not None:
+        memory_kb = _setting(body, "memory_limit")
+    if body.stack_limit is not None:
+        _setting(body, "stack_limit")
+    processes = body.max_processes_and_or_threads
+    if processes is not None:
+        processes = int(_setting(body, "max_processes_and_or_threads"))
+    file_kb = int(_setting(body, "max_file_size"))
+    runs = int(_setting(body, "number_of_runs"))
+    # A NUL would end an argument where the kernel reads it: one word would become several.
+    for name in ("command_line_arguments", "compiler_options"):
+        if "\x00" in (getattr(body, name) or ""):
+            raise Judge0Error("cannot contain NUL bytes", field=name)
+    try:
+        args = shlex.split(body.command_line_arguments or "")
+        options = shlex.split(body.compiler_options or "")
+    except ValueError as err:
+        raise Judge0Error(
+            f"cannot be split into words: {err}", field="command_line_arguments"
+        ) from None
+    if options:
+        runtime = engine.catalog.runtimes.get(language)
+        if runtime is None or not runtime.language.compile_options:
+            allowed = sorted(
+                LANGUAGE_IDS[i][1].split(" (")[0]
+                for i, (n, _) in LANGUAGE_IDS.items()
+                if (r := engine.catalog.runtimes.get(n)) and r.language.compile_options
+            )
+            raise Judge0Error(
+                f"setting compiler options is only allowed for {', '.join(sorted(set(allowed)))}",
+                field="compiler_options",
+            )
+    files = [SourceFile(SOURCE_FILES[language] if language != "java" else "", source)]
+    files += additional_files or []
+    limits = LimitRequest(
+        cpu_time_ms=int((cpu + extra) * 1000) or 1,
+        wall_time_ms=int(wall * 1000) or 1,
+        memory_mb=max(8, math.ceil(memory_kb / 1024)) if memory_kb is not None else None,
+        processes=processes,
+        file_size_mb=max(1, math.ceil(file_kb / 1024)),
+        output_bytes=file_kb * 1024,
+    )
+    execution = ExecutionRequest(
+        language=language,
+        files=files,
+        args=args,
+        limits=limits,
+        cases=[stdin] * runs if runs > 1 else None,
+        stdin=stdin,
+        merge_stderr=bool(body.redirect_stderr_to_stdout),
+        compile_options=options,
+    )
+    shown = {
+        "source_code": base64.b64encode(source).decode(),
+        "language_id": body.language_id,
+        "stdin": base64.b64encode(stdin).decode(),
+        "expected_output": base64.b64encode(expected).decode() if expected is not None else None,
+        "number_of_runs": runs,
+        "cpu_time_limit": cpu,
+        "cpu_extra_time": extra,
+        "wall_time_limit": wall,
+        "memory_limit": memory_kb if memory_kb is not None else settings.run_memory_mb * 1024,
+        "stack_limit": body.stack_limit
+        if body.stack_limit is not None
+        else DEFAULTS["stack_limit"],
+        "max_processes_and_or_threads": processes
+        if processes is not None
+        else settings.run_processes,
+        "enable_per_process_and_thread_time_limit": False,
+        "enable_per_process_and_thread_memory_limit": False,
+        "max_file_size": file_kb,
+        "compiler_options": body.compiler_options,
+        "command_line_arguments": body.command_line_arguments,
+        "redirect_stderr_to_stdout": bool(body.redirect_stderr_to_stdout),
+        "callback_url": body.callback_url,
+        "additional_files": body.additional_files,
+        "enable_network": False,
+        "base64_encoded": base64_encoded,
+    }
+    return execution, shown
