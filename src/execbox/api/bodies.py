@@ -46,7 +46,9 @@ def parse_json(raw: bytes | str) -> Any:
         raise BadBody(f"the body is nested deeper than {MAX_DEPTH} levels") from None
     except ValueError as err:
         raise BadBody(f"the body is not valid JSON: {err}") from None
-    _check_value(value, strings=_SURROGATE_ESCAPE.search(text) is not None)
+    _check_depth(value)
+    if _SURROGATE_ESCAPE.search(text):
+        _check_strings(value)
     return value
 
 
@@ -67,27 +69,35 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _check_value(value: Any, strings: bool) -> None:
-    """Depth, and (when the text has surrogate escapes) every string, without recursion."""
-    stack: list[tuple[Any, int]] = [(value, 0)]
+def _check_depth(value: Any) -> None:
+    """At most MAX_DEPTH levels, level by level; a container holding no container is judged
+    by one pass in C (``set(map(type, ...))``), not by a Python loop over its items."""
+    level = [value] if type(value) in (dict, list) else []
+    for _ in range(MAX_DEPTH):
+        nested: list[Any] = []
+        for item in level:
+            children = item.values() if type(item) is dict else item
+            kinds = set(map(type, children))
+            if dict in kinds or list in kinds:
+                nested.extend(c for c in children if type(c) in (dict, list))
+        if not nested:
+            return
+        level = nested
+    raise BadBody(f"the body is nested deeper than {MAX_DEPTH} levels")
+
+
+def _check_strings(value: Any) -> None:
+    stack = [value]
     while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            items: Any = item.items() if strings else item.values()
-        elif isinstance(item, list):
-            items = item
-        else:
-            if strings and isinstance(item, str):
-                _check_text(item)
-            continue
-        if depth >= MAX_DEPTH:
-            raise BadBody(f"the body is nested deeper than {MAX_DEPTH} levels")
-        for child in items:
-            if isinstance(child, tuple):  # a key and its value
-                _check_text(child[0])
-                child = child[1]
-            if strings or isinstance(child, dict | list):
-                stack.append((child, depth + 1))
+        item = stack.pop()
+        if type(item) is str:
+            _check_text(item)
+        elif type(item) is dict:
+            for key, child in item.items():
+                _check_text(key)
+                stack.append(child)
+        elif type(item) is list:
+            stack.extend(item)
 
 
 def _check_text(text: str) -> None:
