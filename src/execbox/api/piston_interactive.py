@@ -59,7 +59,7 @@ async def connect(socket: WebSocket) -> None:
             await socket.send_text(json.dumps(event))
 
     try:
-        message = await asyncio.wait_for(socket.receive_text(), INIT_TIMEOUT_S)
+        message = await asyncio.wait_for(_receive(socket), INIT_TIMEOUT_S)
     except TimeoutError:
         return await close("init_timeout")
     except WebSocketDisconnect:
@@ -101,7 +101,7 @@ async def connect(socket: WebSocket) -> None:
     async def inbound() -> None:
         nonlocal stdin_budget
         while True:
-            text = await socket.receive_text()
+            text = await _receive(socket)
             try:
                 item = parse_json(text)
             except BadBody as err:
@@ -142,6 +142,8 @@ async def connect(socket: WebSocket) -> None:
 
     run = asyncio.create_task(queued_run())
     reader = asyncio.create_task(inbound())
+    # Its end (the client left, or broke the protocol and was closed) is expected: retrieved.
+    reader.add_done_callback(lambda task: task.cancelled() or task.exception())
     await asyncio.wait({run, reader}, return_when=asyncio.FIRST_COMPLETED)
     if not run.done():  # the client left, or broke the protocol: end the run
         run.cancel()
@@ -155,6 +157,15 @@ async def connect(socket: WebSocket) -> None:
         await send({"type": "error", "message": err.message})
         return await close("error")
     await close("done")
+
+
+async def _receive(socket: WebSocket) -> str | bytes:
+    """The next message, text or binary (parse_json reads both as UTF-8 JSON)."""
+    message = await socket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text = message.get("text")
+    return text if text is not None else message.get("bytes") or b""
 
 
 def _signal(value: Any) -> int | None:
