@@ -125,8 +125,9 @@ async def _read_until(fd: int, parse: Callable[[bytes], T | None]) -> T | None:
     try:
         return await done
     finally:
-        if not done.done():
-            loop.remove_reader(fd)
+        # Also when cancelled: awaiting cancels `done`, and a reader left behind would
+        # later set a result on it.
+        loop.remove_reader(fd)
 
 
 def _child_pid(data: bytes) -> int | None:
