@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8081
     backend: Literal["native", "docker"] = "native"
+    languages_file: str = ""  # the language data (TOML); empty: the packaged languages.toml
     log_level: str = "info"
 
     # Where per-run work directories and per-server state live (root-owned). Executables

@@ -7,6 +7,7 @@ the Docker backend resolves inside each language's image (its paths are the imag
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import string
@@ -58,6 +59,40 @@ class LeanRun:
 
 
 @dataclass(frozen=True)
+class Judge0Id:
+    """One Judge0 CE language id this language answers to, and the name Judge0 lists it by."""
+
+    id: int
+    label: str  # "{version}" is replaced by the installed version
+
+    @property
+    def short_name(self) -> str:
+        """The label without its toolchain and version: "C++ (GCC {version})" -> "C++"."""
+        return self.label.split(" (")[0]
+
+
+@dataclass(frozen=True)
+class Judge0Dialect:
+    """What Judge0's API needs of a language."""
+
+    ids: tuple[Judge0Id, ...] = ()
+    # The name Judge0 saves the source as; None: the language's own (``entry``, or the name
+    # ``entry_pattern`` finds in the code).
+    source_file: str | None = None
+
+
+@dataclass(frozen=True)
+class PistonDialect:
+    """What Piston's API needs of a language."""
+
+    # The name of the Piston package that provides it, where it differs (``node``, ``gcc``).
+    runtime: str | None = None
+    # False where Piston's package compiles and runs in one command (``go run``, ``java
+    # File.java``): its answers then show only a run stage.
+    compile_stage: bool = True
+
+
+@dataclass(frozen=True)
 class Language:
     name: str
     aliases: tuple[str, ...]
@@ -78,6 +113,23 @@ class Language:
     # Why the toolchain could not be resolved on this host; None when it was.
     unavailable_reason: str | None = None
     discovered: dict[str, str] = field(default_factory=dict)
+    # Aliases naming the installed version ("python{major}.{minor}"), known once it is probed.
+    version_aliases: tuple[str, ...] = ()
+    judge0: Judge0Dialect = Judge0Dialect()
+    piston: PistonDialect = PistonDialect()
+
+    def with_version(self, version: str) -> Language:
+        """This language with its version aliases spelled out for the installed version."""
+        parts = re.findall(r"\d+", version)
+        if len(parts) < 2 or not self.version_aliases:
+            return self
+        values = {
+            "major": parts[0],
+            "minor": parts[1],
+            "patch": parts[2] if len(parts) > 2 else "0",
+        }
+        spelled = tuple(alias.format(**values) for alias in self.version_aliases)
+        return dataclasses.replace(self, aliases=self.aliases + spelled, version_aliases=())
 
     @property
     def compiled(self) -> bool:
@@ -187,6 +239,7 @@ def _language(key: str, data: dict, shell: Shell, images: dict[str, str]) -> Lan
         elif binary.startswith("/") and not os.access(binary, os.X_OK):
             reason = f"{name}: {binary} is not executable"
     pattern = data.get("entry_pattern")
+    aliases = [str(alias) for alias in data.get("aliases", [])]
     lean = None
     if "lean" in data and reason is None:
         spec = data["lean"]
@@ -198,7 +251,8 @@ def _language(key: str, data: dict, shell: Shell, images: dict[str, str]) -> Lan
         )
     return Language(
         name=name,
-        aliases=tuple(data.get("aliases", [])),
+        aliases=tuple(alias for alias in aliases if "{" not in alias),
+        version_aliases=tuple(alias for alias in aliases if "{" in alias),
         entry=entry,
         run=expand(run),
         compile=expand(compile_) if compile_ else None,
@@ -213,26 +267,66 @@ def _language(key: str, data: dict, shell: Shell, images: dict[str, str]) -> Lan
         compile_options=bool(data.get("compile_options", False)) and compile_ is not None,
         unavailable_reason=reason,
         discovered=values,
+        judge0=_judge0(name, data.get("judge0", {})),
+        piston=_piston(name, data.get("piston", {})),
     )
+
+
+def _judge0(name: str, data: dict) -> Judge0Dialect:
+    try:
+        ids = tuple(Judge0Id(int(id), str(label)) for id, label in data.get("ids", {}).items())
+    except ValueError:
+        raise LanguageError(f"{name}: judge0.ids are numbers") from None
+    source_file = data.get("source_file")
+    return Judge0Dialect(ids, str(source_file) if source_file else None)
+
+
+def _piston(name: str, data: dict) -> PistonDialect:
+    unknown = set(data) - {"runtime", "compile_stage"}
+    if unknown:
+        raise LanguageError(f"{name}: unknown piston fields {sorted(unknown)}")
+    runtime = data.get("runtime")
+    return PistonDialect(str(runtime) if runtime else None, bool(data.get("compile_stage", True)))
 
 
 def load_languages(
     text: str | None = None,
     shell: Shell = host_shell,
     images: dict[str, str] | None = None,
+    path: str | None = None,
 ) -> dict[str, Language]:
     """Parse the language data and resolve every toolchain; keyed by canonical name.
 
+    The data is ``text``, else the file at ``path``, else the packaged ``languages.toml``.
     ``shell`` runs the discover commands where programs will run; ``images`` overrides the
     data's container image per language name.
     """
+    if text is None and path:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
     if text is None:
         text = resources.files("execbox").joinpath("languages.toml").read_text()
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise LanguageError(f"the language data is not valid TOML: {err}") from None
     languages: dict[str, Language] = {}
-    for key, data in tomllib.loads(text).items():
+    for key, data in table.items():
         language = _language(key, data, shell, images or {})
         languages[language.name] = language
+    _check_judge0_ids(languages)
     return languages
+
+
+def _check_judge0_ids(languages: dict[str, Language]) -> None:
+    owners: dict[int, str] = {}
+    for language in languages.values():
+        for judge0_id in language.judge0.ids:
+            if judge0_id.id in owners:
+                raise LanguageError(
+                    f"{language.name}: judge0 id {judge0_id.id} is {owners[judge0_id.id]}'s too"
+                )
+            owners[judge0_id.id] = language.name
 
 
 def alias_table(languages: dict[str, Language]) -> dict[str, str]:

@@ -18,14 +18,13 @@ from pydantic import ValidationError
 from execbox.api.bodies import JSONRoute
 from execbox.api.judge0_model import (
     DEFAULTS,
-    LANGUAGE_IDS,
     MAXIMA,
-    SOURCE_FILES,
     STATUSES,
     VERSION,
     WAIT_TIMEOUT_S,
     Judge0Error,
     SubmissionBody,
+    compile_option_languages,
     to_execution,
     unpack_additional_files,
 )
@@ -210,15 +209,10 @@ async def languages(request: Request) -> list[dict]:
 
 
 def _language_list(request: Request) -> list[tuple[int, str | None]]:
-    catalog = _engine(request).catalog
-    listed = []
-    for id, (language, label) in LANGUAGE_IDS.items():
-        runtime = catalog.runtimes.get(language)
-        available = runtime is not None and runtime.available
-        listed.append(
-            (id, label.format(version=runtime.version) if available and runtime else None)
-        )
-    return listed
+    return [
+        (id, judge0_id.label.format(version=runtime.version) if runtime.available else None)
+        for id, (runtime, judge0_id) in _engine(request).catalog.judge0_ids().items()
+    ]
 
 
 @router.get("/languages/all")
@@ -237,14 +231,13 @@ async def language(request: Request, language_id: int) -> dict:
     names = dict(_language_list(request))
     if not names.get(language_id):
         raise Judge0Error(f"language with id {language_id} doesn't exist", status_code=404)
-    name = LANGUAGE_IDS[language_id][0]
-    runtime = _engine(request).catalog.runtimes[name]
+    runtime, _ = _engine(request).catalog.judge0_ids()[language_id]
     lang = runtime.language
     return {
         "id": language_id,
         "name": names[language_id],
         "is_archived": False,
-        "source_file": SOURCE_FILES[name],
+        "source_file": lang.judge0.source_file or lang.entry,
         "compile_cmd": " ".join(lang.compile) if lang.compile else None,
         "run_cmd": " ".join(lang.run),
     }
@@ -276,7 +269,7 @@ async def config_info(request: Request) -> dict:
         "maintenance_mode": False,
         "enable_wait_result": True,
         "enable_compiler_options": True,
-        "allowed_languages_for_compile_options": ["C", "C++", "Java", "Rust"],
+        "allowed_languages_for_compile_options": compile_option_languages(_engine(request).catalog),
         "enable_command_line_arguments": True,
         "enable_submission_delete": False,
         "enable_callbacks": True,

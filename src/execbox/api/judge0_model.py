@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from execbox.api.archives import BadArchive, run_bounded, unzip
 from execbox.config import Settings
 from execbox.engine import (
+    Catalog,
     Engine,
     ExecutionError,
     ExecutionRequest,
@@ -21,29 +22,6 @@ from execbox.engine import (
 )
 
 VERSION = "1.13.1"
-# Judge0 CE's ids for the languages execbox has; 52 and 54 are both C++ (two GCC versions
-# there, the one installed here).
-LANGUAGE_IDS = {
-    46: ("bash", "Bash"),
-    50: ("c", "C (GCC {version})"),
-    52: ("c++", "C++ (GCC {version})"),
-    54: ("c++", "C++ (GCC {version})"),
-    60: ("go", "Go ({version})"),
-    62: ("java", "Java (OpenJDK {version})"),
-    63: ("javascript", "JavaScript (Node.js {version})"),
-    71: ("python", "Python ({version})"),
-    73: ("rust", "Rust ({version})"),
-}
-SOURCE_FILES = {
-    "bash": "script.sh",
-    "c": "main.c",
-    "c++": "main.cpp",
-    "go": "main.go",
-    "java": "Main.java",
-    "javascript": "script.js",
-    "python": "script.py",
-    "rust": "main.rs",
-}
 STATUSES = {
     1: "In Queue",
     2: "Processing",
@@ -183,6 +161,18 @@ async def unpack_additional_files(body: SubmissionBody, settings: Settings) -> l
         raise Judge0Error(str(err), field="additional_files") from None
 
 
+def compile_option_languages(catalog: Catalog) -> list[str]:
+    """The names (as Judge0 lists them, without versions) of the languages that take
+    compiler options."""
+    return sorted(
+        {
+            judge0_id.short_name
+            for runtime, judge0_id in catalog.judge0_ids().values()
+            if runtime.language.compile_options
+        }
+    )
+
+
 def to_execution(
     body: SubmissionBody,
     base64_encoded: bool,
@@ -195,7 +185,8 @@ def to_execution(
         raise Judge0Error("can't be blank", field="source_code")
     if body.language_id is None:
         raise Judge0Error("can't be blank", field="language_id")
-    if body.language_id not in LANGUAGE_IDS:
+    judge0_ids = engine.catalog.judge0_ids()
+    if body.language_id not in judge0_ids:
         raise Judge0Error(f"language with id {body.language_id} doesn't exist", field="language_id")
     if body.enable_network:
         raise Judge0Error("execbox runs nothing with network access", field="enable_network")
@@ -205,7 +196,8 @@ def to_execution(
     ):
         if getattr(body, flag):
             raise Judge0Error("is not allowed: limits apply to all processes together", field=flag)
-    language = LANGUAGE_IDS[body.language_id][0]
+    runtime, judge0_id = judge0_ids[body.language_id]
+    language = runtime.language
     settings = engine.settings
     source = _decode(body.source_code, base64_encoded, "source_code") or b""
     stdin = _decode(body.stdin, base64_encoded, "stdin") or b""
@@ -234,19 +226,13 @@ def to_execution(
         raise Judge0Error(
             f"cannot be split into words: {err}", field="command_line_arguments"
         ) from None
-    if options:
-        runtime = engine.catalog.runtimes.get(language)
-        if runtime is None or not runtime.language.compile_options:
-            allowed = sorted(
-                LANGUAGE_IDS[i][1].split(" (")[0]
-                for i, (n, _) in LANGUAGE_IDS.items()
-                if (r := engine.catalog.runtimes.get(n)) and r.language.compile_options
-            )
-            raise Judge0Error(
-                f"setting compiler options is only allowed for {', '.join(sorted(set(allowed)))}",
-                field="compiler_options",
-            )
-    files = [SourceFile(SOURCE_FILES[language] if language != "java" else "", source)]
+    if options and not language.compile_options:
+        raise Judge0Error(
+            "setting compiler options is only allowed for "
+            + ", ".join(compile_option_languages(engine.catalog)),
+            field="compiler_options",
+        )
+    files = [SourceFile(language.judge0.source_file or "", source)]
     files += additional_files or []
     limits = LimitRequest(
         cpu_time_ms=int((cpu + extra) * 1000) or 1,
@@ -257,7 +243,7 @@ def to_execution(
         output_bytes=file_kb * 1024,
     )
     execution = ExecutionRequest(
-        language=language,
+        language=language.name,
         files=files,
         args=args,
         limits=limits,
@@ -269,6 +255,8 @@ def to_execution(
     shown = {
         "source_code": base64.b64encode(source).decode(),
         "language_id": body.language_id,
+        # The name Judge0 lists the language by (its "{version}" filled in when shown).
+        "language_label": judge0_id.label,
         "stdin": base64.b64encode(stdin).decode(),
         "expected_output": base64.b64encode(expected).decode() if expected is not None else None,
         "number_of_runs": runs,

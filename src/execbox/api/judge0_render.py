@@ -11,7 +11,6 @@ from typing import Any
 from execbox.api.judge0_model import (
     ALL_FIELDS,
     DEFAULT_FIELDS,
-    LANGUAGE_IDS,
     SIGNAL_STATUS,
     STATUSES,
     Judge0Error,
@@ -143,7 +142,7 @@ def render(submission: Submission, base64_encoded: bool, fields: tuple[str, ...]
 
 
 def _language_name(language_id: int, submission: Submission) -> str:
-    _, label = LANGUAGE_IDS[language_id]
+    label = submission.extra.get("language_label") or f"Language {language_id}"
     version = (submission.result or {}).get("version", "")
     return label.format(version=version) if version else label.split(" (")[0]
 

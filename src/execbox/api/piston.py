@@ -32,9 +32,6 @@ from execbox.engine import (
 
 router = APIRouter(tags=["piston"], route_class=JSONRoute)
 
-# Piston names a runtime by the toolchain behind a language where they differ.
-RUNTIME_NAMES = {"javascript": "node", "c++": "gcc", "c": "gcc"}
-
 
 class PistonError(InvalidRequest):
     """A bad Piston request: 400 {"message"}."""
@@ -56,8 +53,8 @@ async def runtimes(request: Request) -> list[dict]:
             "version": runtime.version,
             "aliases": list(runtime.language.aliases),
         }
-        if name in RUNTIME_NAMES:
-            entry["runtime"] = RUNTIME_NAMES[name]
+        if runtime.language.piston.runtime:
+            entry["runtime"] = runtime.language.piston.runtime
         listed.append(entry)
     return listed
 

@@ -15,7 +15,7 @@ from execbox.engine.errors import (
 )
 from execbox.engine.model import LimitRequest
 from execbox.engine.versions import BadVersion, version_matches
-from execbox.languages import Language, alias_table
+from execbox.languages import Judge0Id, Language, alias_table
 from execbox.sandbox import Sandbox, StageSpec
 
 VERSION_PATTERN = re.compile(rb"\d+(?:\.\d+)+")
@@ -55,7 +55,7 @@ class Catalog:
 
     async def probe(self, sandbox: Sandbox) -> None:
         """Ask each toolchain for its version, inside the sandbox: a language is available
-        only if its toolchain really runs there."""
+        only if its toolchain really runs there. Aliases naming the version follow from it."""
         await asyncio.gather(
             *(
                 self._probe(runtime, sandbox)
@@ -63,6 +63,18 @@ class Catalog:
                 if runtime.available
             )
         )
+        for runtime in self.runtimes.values():
+            runtime.language = runtime.language.with_version(runtime.version)
+        self.aliases = alias_table({name: r.language for name, r in self.runtimes.items()})
+
+    def judge0_ids(self) -> dict[int, tuple[Runtime, Judge0Id]]:
+        """Judge0's language ids, in order, each with the runtime it names."""
+        table = {
+            judge0_id.id: (runtime, judge0_id)
+            for runtime in self.runtimes.values()
+            for judge0_id in runtime.language.judge0.ids
+        }
+        return dict(sorted(table.items()))
 
     async def _probe(self, runtime: Runtime, sandbox: Sandbox) -> None:
         language = runtime.language

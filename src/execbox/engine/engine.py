@@ -35,7 +35,10 @@ class Engine:
         await sandbox.start()
         try:
             languages = await asyncio.to_thread(
-                load_languages, shell=sandbox.shell, images=settings.docker_image_overrides()
+                load_languages,
+                shell=sandbox.shell,
+                images=settings.docker_image_overrides(),
+                path=settings.languages_file or None,
             )
         except BaseException:
             await sandbox.close()
