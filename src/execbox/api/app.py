@@ -10,11 +10,11 @@ from fastapi import FastAPI
 
 from execbox import __version__
 from execbox.api import errors, judge0, piston, piston_interactive, submissions
-from execbox.api.metrics import Metrics
 from execbox.api.middleware import BodyLimit, JSONBodies
 from execbox.api.routes import router
 from execbox.config import Settings, get_settings
 from execbox.engine import Engine
+from execbox.executor import Executor, Metrics
 from execbox.scheduler import Scheduler
 from execbox.submissions import SQLiteStore, SubmissionRunner
 from execbox.submissions.callbacks import CallbackSender
@@ -36,10 +36,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             caller_share=settings.caller_queue_share,
         )
         app.state.metrics.bind(app.state.scheduler, app.state.engine.compile_cache)
+        app.state.executor = Executor(app.state.engine, app.state.scheduler, app.state.metrics)
         app.state.submissions = SubmissionRunner(
             SQLiteStore(settings.submissions_db),
-            app.state.engine,
-            app.state.scheduler,
+            app.state.executor,
             settings,
             CallbackSender(
                 settings.callback_allow_private,

@@ -12,8 +12,8 @@ from starlette.exceptions import HTTPException
 from execbox.api.bodies import BadBody
 from execbox.api.dialects import dialect, error_body
 from execbox.api.judge0 import Judge0Error
-from execbox.api.routes import ClientGone
 from execbox.engine import ExecutionError, UnknownLanguage
+from execbox.executor import ClientGone
 from execbox.scheduler import Refused
 
 log = logging.getLogger("execbox.api")

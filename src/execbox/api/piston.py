@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import math
+import signal as signals
 from typing import Any
 
 from fastapi import APIRouter, Request, WebSocket
 from fastapi.responses import JSONResponse
 
-from execbox.api.bodies import JSONRoute
+from execbox.api.bodies import BadBody, JSONRoute
 from execbox.api.models import MAX_NAME_CHARS
 from execbox.api.routes import execute
 from execbox.engine import (
@@ -28,7 +30,10 @@ from execbox.engine import (
     SourceFile,
     StageReport,
     Status,
+    UnknownLanguage,
+    UnknownVersion,
 )
+from execbox.languages import PistonDialect
 
 router = APIRouter(tags=["piston"], route_class=JSONRoute)
 
@@ -37,10 +42,20 @@ class PistonError(InvalidRequest):
     """A bad Piston request: 400 {"message"}."""
 
 
+class PistonNotJSON(PistonError):
+    """A body that is not JSON, sent as something else: Piston's 415."""
+
+    status_code = 415
+
+    def __init__(self) -> None:
+        super().__init__("requests must be of type application/json")
+
+
 def engine_of(request: Request | WebSocket) -> Engine:
     return request.app.state.engine
 
 
+@router.get("/api/v2/runtimes/", include_in_schema=False)
 @router.get("/api/v2/runtimes")
 async def runtimes(request: Request) -> list[dict]:
     listed = []
@@ -103,7 +118,25 @@ def _file(index: int, item: Any) -> SourceFile:
     return SourceFile(name or "", data)
 
 
-def to_execution(data: Any) -> ExecutionRequest:
+def _piston_files(items: list) -> list[SourceFile]:
+    """The files as Piston writes them: an unnamed one is ``file<i>.code``, a name given again
+    overwrites the earlier file, and the program is the first utf8 file (the first file when
+    none is: execbox runs a base64 or hex program too). Unnamed, the program is named as its
+    language needs (main.c, Main.java), so that it compiles."""
+    files = [_file(index, item) for index, item in enumerate(items)]
+    utf8 = (i for i, item in enumerate(items) if item.get("encoding", "utf8") == "utf8")
+    entry = next(utf8, 0)
+    written: dict[str, bytes] = {}
+    for index, file in enumerate(files):
+        written[file.name or ("" if index == entry else f"file{index}.code")] = file.content
+    entry_name = files[entry].name
+    entry_file = SourceFile(entry_name, written.pop(entry_name))
+    return [entry_file, *(SourceFile(name, content) for name, content in written.items())]
+
+
+def to_execution(data: Any, end_stdin_with_newline: bool = False) -> ExecutionRequest:
+    """The execution a Piston request asks for. Over HTTP, Piston ends stdin with a newline
+    when it has none (so always gives one); its WebSocket sends stdin as it comes."""
     if not isinstance(data, dict):
         raise PistonError("the body must be a JSON object")
     language = _string(data, "language", required=True)
@@ -135,8 +168,10 @@ def to_execution(data: Any) -> ExecutionRequest:
     return ExecutionRequest(
         language=language,
         version=version,
-        files=[_file(i, item) for i, item in enumerate(files)],
-        stdin=stdin.encode("utf-8", errors="surrogatepass"),
+        files=_piston_files(files),
+        stdin=(
+            stdin + "\n" if end_stdin_with_newline and not stdin.endswith("\n") else stdin
+        ).encode("utf-8", errors="surrogatepass"),
         args=list(args),
         limits=limits("run"),
         compile_limits=limits("compile"),
@@ -147,19 +182,32 @@ def as_text(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def stage(report: StageReport) -> dict:
-    status, message = None, report.message
+def _status_and_message(report: StageReport) -> tuple[str | None, str | None]:
+    """Piston's status code and message for a stage: isolate's words, which Piston passes on
+    (and its own for output past the limit)."""
     match report.status:
+        case Status.TIME_LIMIT if report.cpu_time_ms >= report.limits.cpu_time_ms:
+            return "TO", "Time limit exceeded"
         case Status.TIME_LIMIT:
-            status, message = "TO", "Time limit exceeded"
+            return "TO", "Time limit exceeded (wall clock)"
+        case Status.OUTPUT_LIMIT if report.stdout_truncated:
+            return "OL", "stdout length exceeded"
         case Status.OUTPUT_LIMIT:
-            status = "OL" if report.stdout_truncated else "EL"
+            return "EL", "stderr length exceeded"
         case Status.MEMORY_LIMIT:
-            status = "SG"
+            return "SG", f"Caught fatal signal {int(signals.SIGKILL)}"
         case Status.INTERNAL_ERROR:
-            status = "XX"
+            return "XX", report.message
+        case Status.RUNTIME_ERROR | Status.COMPILE_ERROR if report.signal:
+            number = getattr(signals, report.signal, None)
+            return "SG", f"Caught fatal signal {int(number) if number else report.signal}"
         case Status.RUNTIME_ERROR | Status.COMPILE_ERROR:
-            status = "SG" if report.signal else "RE"
+            return "RE", f"Exited with error status {report.exit_code}"
+    return None, None
+
+
+def stage(report: StageReport) -> dict:
+    status, message = _status_and_message(report)
     signal, code = report.signal, report.exit_code
     if status in ("TO", "OL", "EL") or report.status is Status.MEMORY_LIMIT:
         # Piston's limits end a run with SIGKILL, and say so.
@@ -170,7 +218,7 @@ def stage(report: StageReport) -> dict:
         "output": as_text(report.combined_output()),
         "code": code,
         "signal": signal,
-        "message": message if status else None,
+        "message": message,
         "status": status,
         "cpu_time": round(report.cpu_time_ms),
         "wall_time": round(report.wall_time_ms),
@@ -178,31 +226,67 @@ def stage(report: StageReport) -> dict:
     }
 
 
-def response(result: ExecutionResult) -> dict:
+def compiled_and_run(compile: StageReport, run: StageReport | None) -> StageReport:
+    """One stage for both, as Piston shows a package that compiles and runs in one command
+    (``go run``, ``java File.java``): the compile when it failed, else the run with the
+    compiler's output before the program's and the times of both."""
+    if run is None:
+        return compile
+    return dataclasses.replace(
+        run,
+        stdout=compile.stdout + run.stdout,
+        stderr=compile.stderr + run.stderr,
+        output=compile.combined_output() + run.combined_output(),
+        wall_time_ms=compile.wall_time_ms + run.wall_time_ms,
+        cpu_time_ms=compile.cpu_time_ms + run.cpu_time_ms,
+        memory_bytes=max(compile.memory_bytes, run.memory_bytes),
+    )
+
+
+def response(result: ExecutionResult, piston: PistonDialect) -> dict:
     body: dict[str, Any] = {"language": result.language, "version": result.version}
+    if result.compile is not None and not piston.compile_stage:
+        body["run"] = stage(compiled_and_run(result.compile, result.run))
+        return body
     if result.compile is not None:
         body["compile"] = stage(result.compile)
-    if result.run is not None:
-        body["run"] = stage(result.run)
+    # After a failed compile Piston repeats it as the run, for clients that need a run.
+    ran = result.run if result.run is not None else result.compile
+    if ran is not None:
+        body["run"] = stage(ran)
     return body
 
 
 async def _json(request: Request) -> Any:
-    # Piston's clients often send no Content-Type: the body is JSON whatever it says.
-    return await request.json() if await request.body() else None
+    # Piston's clients often send no Content-Type: a JSON body is read whatever it says. One
+    # that is not JSON gets Piston's 415 unless it claimed to be JSON.
+    if not await request.body():
+        return None
+    try:
+        return await request.json()
+    except BadBody:
+        if not request.headers.get("content-type", "").startswith("application/json"):
+            raise PistonNotJSON() from None
+        raise
 
 
-def _piston_errors(error: ExecutionError) -> PistonError | ExecutionError:
+def _piston_errors(error: ExecutionError, execution: ExecutionRequest) -> ExecutionError:
+    if isinstance(error, UnknownLanguage | UnknownVersion):
+        return PistonError(f"{execution.language}-{execution.version} runtime is unknown")
     if error.status_code == 400 and not isinstance(error, PistonError):
         return PistonError(error.message)
     return error
 
 
+# Piston (Express) answers these with a trailing slash too, where a redirect would lose the
+# body of a POST with some clients.
+@router.post("/api/v2/execute/", include_in_schema=False)
 @router.post("/api/v2/execute")
 async def execute_v2(request: Request) -> JSONResponse:
-    execution = to_execution(await _json(request))
+    execution = to_execution(await _json(request), end_stdin_with_newline=True)
     try:
-        result = await execute(request, execution)
+        result = await execute(request, execution, api="piston")
     except ExecutionError as err:
-        raise _piston_errors(err) from None
-    return JSONResponse(response(result))
+        raise _piston_errors(err, execution) from None
+    language = engine_of(request).catalog.runtimes[result.language].language
+    return JSONResponse(response(result, language.piston))

@@ -22,7 +22,8 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from execbox.api.bodies import BadBody, parse_json
 from execbox.api.piston import as_text, engine_of, stage, to_execution
 from execbox.api.routes import caller_of
-from execbox.engine import ExecutionError, ExecutionResult, StageReport
+from execbox.engine import ExecutionError, StageReport
+from execbox.executor import ClientGone, Executor
 from execbox.sandbox import Interactive
 from execbox.scheduler import Refused
 
@@ -134,25 +135,15 @@ async def connect(socket: WebSocket) -> None:
                 case _:
                     await send({"type": "error", "message": "unknown message type"})
 
-    async def queued_run() -> ExecutionResult:
-        with engine.expecting(job):
-            return await socket.app.state.scheduler.run(
-                lambda: engine.execute(job, interactive), caller, job.memory_bytes
-            )
-
-    run = asyncio.create_task(queued_run())
     reader = asyncio.create_task(inbound())
     # Its end (the client left, or broke the protocol and was closed) is expected: retrieved.
     reader.add_done_callback(lambda task: task.cancelled() or task.exception())
-    await asyncio.wait({run, reader}, return_when=asyncio.FIRST_COMPLETED)
-    if not run.done():  # the client left, or broke the protocol: end the run
-        run.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await run
-        return
-    reader.cancel()
+    executor: Executor = socket.app.state.executor
     try:
-        run.result()
+        # The reader ending first (the client left, or broke the protocol) ends the run.
+        await executor.execute(job, caller, interactive, gone=reader, api="piston")
+    except ClientGone:
+        return
     except (ExecutionError, Refused) as err:
         await send({"type": "error", "message": err.message})
         return await close("error")

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
-import json
-import logging
-import time
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -15,7 +10,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from execbox.api.bodies import JSONRoute
-from execbox.api.metrics import Metrics
 from execbox.api.models import (
     ErrorModel,
     ExecuteRequest,
@@ -32,10 +26,10 @@ from execbox.engine import (
     SourceFile,
     Status,
 )
-from execbox.scheduler import Refused, Scheduler
+from execbox.executor import Executor
+from execbox.scheduler import Scheduler
 
 router = APIRouter(route_class=JSONRoute)
-access_log = logging.getLogger("execbox.access")
 
 
 class Unauthorized(ExecutionError):
@@ -60,10 +54,6 @@ def _scheduler(request: Request) -> Scheduler:
     return request.app.state.scheduler
 
 
-class ClientGone(Exception):
-    """The client disconnected before its result was ready; its execution was abandoned."""
-
-
 def caller_of(request: Request) -> str:
     """Who is asking: the API key when keys are configured (then one is required), else the
     client's address. Used for fairness and in logs; a key is never logged whole."""
@@ -81,64 +71,12 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-async def execute(request: Request, execution: ExecutionRequest) -> ExecutionResult:
-    """Validate, queue, run: the life of every execution, whichever API it came through.
-
-    A client that disconnects leaves the queue, or has its run killed."""
-    metrics: Metrics = request.app.state.metrics
+async def execute(request: Request, execution: ExecutionRequest, api: str) -> ExecutionResult:
+    """Run an execution for this request through the executor; a client that disconnects
+    leaves the queue, or has its run killed (ClientGone)."""
+    executor: Executor = request.app.state.executor
     caller = caller_of(request)
-    engine = _engine(request)
-    job = engine.prepare(execution)
-    admitted_at: list[float] = []
-
-    def on_admitted(waited_s: float) -> None:
-        admitted_at.append(time.monotonic())
-        metrics.queue_wait.observe(waited_s)
-
-    async def queued_run() -> ExecutionResult:
-        with engine.expecting(job):
-            return await _scheduler(request).run(
-                lambda: engine.execute(job), caller, job.memory_bytes, on_admitted=on_admitted
-            )
-
-    arrived = time.monotonic()
-    work = asyncio.create_task(queued_run())
-    gone = asyncio.create_task(_disconnected(request))
-    try:
-        await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        gone.cancel()
-    fields = {"caller": caller, "language": job.language.name}
-    if not work.done():
-        work.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await work
-        stage = "running" if admitted_at else "queued"
-        metrics.cancellations.labels(stage).inc()
-        access_log.info(json.dumps({"event": "client_gone", "while": stage, **fields}))
-        raise ClientGone()
-    try:
-        result = work.result()
-    except Refused as refused:
-        metrics.rejections.labels(refused.reason).inc()
-        access_log.info(json.dumps({"event": "refused", "reason": refused.reason, **fields}))
-        raise
-    finished = time.monotonic()
-    ran_s = finished - (admitted_at[0] if admitted_at else arrived)
-    metrics.executions.labels(result.language, result.status.value).inc()
-    metrics.execution_time.labels(result.language).observe(ran_s)
-    access_log.info(
-        json.dumps(
-            {
-                "event": "execution",
-                **fields,
-                "status": result.status.value,
-                "queue_ms": round(((admitted_at or [arrived])[0] - arrived) * 1000, 1),
-                "run_ms": round(ran_s * 1000, 1),
-            }
-        )
-    )
-    return result
+    return await executor.execute(execution, caller, gone=_disconnected(request), api=api)
 
 
 @router.post(
@@ -149,7 +87,7 @@ async def execute(request: Request, execution: ExecutionRequest) -> ExecutionRes
     summary="Run a program and return its output and statuses",
 )
 async def execute_v1(body: ExecuteRequest, request: Request) -> Response:
-    result = await execute(request, body.to_request())
+    result = await execute(request, body.to_request(), api="v1")
     return _json(ExecuteResponse.of(result, body.output_encoding))
 
 
@@ -183,7 +121,7 @@ async def languages(request: Request) -> list[LanguageModel]:
 )
 async def execute_original(body: OriginalRequest, request: Request) -> Response:
     execution = ExecutionRequest(language=body.lang, files=[SourceFile("", body.code.encode())])
-    result = await execute(request, execution)
+    result = await execute(request, execution, api="original")
     if result.compile is not None and result.status is Status.COMPILE_ERROR:
         output = result.compile.combined_output()
     else:

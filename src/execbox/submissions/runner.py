@@ -22,8 +22,9 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from execbox.config import Settings
-from execbox.engine import Engine, ExecutionError
-from execbox.scheduler import QueueFull, QueueTimeout, Scheduler, ShuttingDown
+from execbox.engine import ExecutionError
+from execbox.executor import Executor
+from execbox.scheduler import ShuttingDown
 from execbox.submissions import codec
 from execbox.submissions.callbacks import CallbackSender
 from execbox.submissions.fair_queue import FairQueue
@@ -32,7 +33,7 @@ from execbox.submissions.store import SubmissionStore
 
 log = logging.getLogger("execbox.submissions")
 
-RETRY_S = 0.5  # a worker refused by a full scheduler queue tries again after this
+RETRY_S = 0.5  # a submission whose processing failed is queued again after this
 EXPIRY_EVERY_S = 60.0
 MAX_ATTEMPTS = 3
 
@@ -45,15 +46,13 @@ class SubmissionRunner:
     def __init__(
         self,
         store: SubmissionStore,
-        engine: Engine,
-        scheduler: Scheduler,
+        executor: Executor,
         settings: Settings,
         callbacks: CallbackSender | None = None,
         render_callback: dict[str, Callable[[Submission], dict]] | None = None,
     ) -> None:
         self.store = store
-        self.engine = engine
-        self.scheduler = scheduler
+        self.executor = executor
         self.settings = settings
         self.callbacks = callbacks
         self.render_callback = render_callback or {}
@@ -97,7 +96,8 @@ class SubmissionRunner:
 
         def ended(task: asyncio.Task) -> None:
             self._tasks.discard(task)
-            if self._closing or task.cancelled() or self.scheduler.stats().draining:
+            draining = self.executor.scheduler.stats().draining
+            if self._closing or task.cancelled() or draining:
                 return
             error = task.exception()
             log.error("%s ended unexpectedly; started again", name, exc_info=error)
@@ -118,7 +118,9 @@ class SubmissionRunner:
         """Validate (raises ExecutionError), store and queue executions, all or none; their
         submissions."""
         for item in items:
-            self.engine.prepare(item.execution)  # bad input fails here, before anything is stored
+            self.executor.engine.prepare(
+                item.execution
+            )  # bad input fails here, before anything is stored
         most = self.settings.max_pending_submissions
         pending = self.store.count_unfinished()
         if pending + len(items) > most:
@@ -257,18 +259,15 @@ class SubmissionRunner:
 
     async def _run(self, submission: Submission) -> dict:
         try:
-            job = self.engine.prepare(codec.request_from_json(submission.request))
+            result = await self.executor.execute(
+                codec.request_from_json(submission.request),
+                submission.caller,
+                api=submission.dialect,
+                patient=True,
+            )
         except ExecutionError as err:
             return codec.failure(str(err))
-        with self.engine.expecting(job):
-            while True:
-                try:
-                    result = await self.scheduler.run(
-                        lambda: self.engine.execute(job), submission.caller, job.memory_bytes
-                    )
-                    return codec.result_to_json(result, self.settings.max_result_bytes)
-                except (QueueFull, QueueTimeout):
-                    await asyncio.sleep(RETRY_S)
+        return codec.result_to_json(result, self.settings.max_result_bytes)
 
     async def _expire(self) -> None:
         ttl = self.settings.submission_ttl_s
