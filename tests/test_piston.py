@@ -11,6 +11,11 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
+from execbox.api.piston import response
+from execbox.config import Limits
+from execbox.engine import ExecutionResult, StageReport, Status
+from execbox.languages import PistonDialect
+
 
 def execute(server, body: dict, content_type: str | None = "application/json") -> httpx.Response:
     headers = {"content-type": content_type} if content_type else {}
@@ -73,12 +78,98 @@ def test_compiled_language_reports_both_stages(server):
     assert data["compile"]["code"] == 0 and data["run"]["stdout"] == "ok\n"
 
 
-def test_compile_error_has_no_run_stage(server):
+def test_compile_error_is_repeated_as_the_run_stage(server):
+    # v2.js: "if (result.run === undefined) result.run = result.compile"
     data = execute(
         server, {"language": "c", "version": "*", "files": [{"content": "int main(){x}"}]}
     ).json()
     assert data["compile"]["code"] != 0 and "main.c:1" in data["compile"]["stderr"]
-    assert "run" not in data
+    assert data["run"] == data["compile"]
+    assert data["run"]["status"] == "RE"
+    assert data["run"]["message"] == f"Exited with error status {data['run']['code']}"
+
+
+@pytest.mark.parametrize(
+    "language,good,bad,compiler_says",
+    [
+        ("go", 'package main\nimport "fmt"\nfunc main() { fmt.Println("ok") }', "package main\nfunc main() { x }", "main.go:2"),
+        ("java", 'class Main { public static void main(String[] a) { System.out.println("ok"); } }', "class Main { void f() { x } }", "Main.java:1"),
+    ],
+)  # fmt: skip
+def test_go_and_java_show_no_compile_stage(server, language, good, bad, compiler_says):
+    # Piston's packages run `go run` and `java File.java`: one stage, the run.
+    ok = execute(server, {"language": language, "version": "*", "files": [{"content": good}]})
+    assert "compile" not in ok.json() and ok.json()["run"]["stdout"] == "ok\n"
+    failed = execute(server, {"language": language, "version": "*", "files": [{"content": bad}]})
+    data = failed.json()
+    assert "compile" not in data, data
+    assert data["run"]["code"] not in (0, None) and data["run"]["status"] == "RE"
+    assert compiler_says in data["run"]["stderr"]
+
+
+@pytest.mark.parametrize("path", ["/api/v2/runtimes/", "/api/v2/execute/"])
+def test_trailing_slash_is_answered_directly(server, path):
+    if path.endswith("runtimes/"):
+        response = httpx.get(server.url + path)
+        assert response.status_code == 200 and response.json()[0]["language"]
+    else:
+        body = {"language": "bash", "version": "*", "files": [{"content": "echo ok"}]}
+        response = httpx.post(server.url + path, json=body, timeout=60)
+        assert response.status_code == 200 and response.json()["run"]["stdout"] == "ok\n"
+
+
+def test_a_file_name_given_twice_the_last_wins(server):
+    files = [
+        {"name": "main.py", "content": "print('first')"},
+        {"name": "util.py", "content": "x = 1"},
+        {"name": "main.py", "content": "import util\nprint('last', util.x)"},
+    ]
+    response = execute(server, {"language": "python", "version": "*", "files": files})
+    assert response.status_code == 200, response.text
+    assert response.json()["run"]["stdout"] == "last 1\n"
+
+
+@pytest.mark.parametrize("stdin,read", [("a", "'a\\n'"), ("", "'\\n'"), ("b\n", "'b\\n'")])
+def test_stdin_gets_a_final_newline(server, stdin, read):
+    # job.js: "Add a trailing newline if it doesn't exist"
+    body = {
+        "language": "python",
+        "version": "*",
+        "files": [{"content": "import sys; print(repr(sys.stdin.read()))"}],
+        "stdin": stdin,
+    }
+    assert execute(server, body).json()["run"]["stdout"] == read + "\n"
+
+
+def test_unnamed_files_are_file_index_dot_code(server):
+    # job.js: name: file.name || `file${i}.code`
+    files = [
+        {"content": "import os\nprint(sorted(os.listdir('.')), open('file1.code').read())"},
+        {"content": "data one"},
+        {"name": "named.txt", "content": "x"},
+    ]
+    stdout = execute(server, {"language": "python", "version": "*", "files": files}).json()
+    assert stdout["run"]["stdout"] == "['file1.code', 'main.py', 'named.txt'] data one\n"
+
+
+def test_the_program_is_the_first_utf8_file(server):
+    files = [
+        {"name": "data.bin", "content": base64.b64encode(b"\x00\x01").decode(), "encoding": "base64"},
+        {"content": "print(open('data.bin', 'rb').read())"},
+    ]  # fmt: skip
+    run = execute(server, {"language": "python", "version": "*", "files": files}).json()["run"]
+    assert run["stdout"] == "b'\\x00\\x01'\n"
+
+
+def test_aliases_from_pistons_packages(server):
+    by_language = {r["language"]: r for r in httpx.get(server.url + "/api/v2/runtimes").json()}
+    assert {"node-javascript", "node-js"} <= set(by_language["javascript"]["aliases"])
+    major, minor = by_language["python"]["version"].split(".")[:2]
+    assert f"python{major}.{minor}" in by_language["python"]["aliases"]
+    for alias in ("node-javascript", f"python{major}.{minor}"):
+        code = "console.log(1)" if alias.startswith("node") else "print(1)"
+        body = {"language": alias, "version": "*", "files": [{"content": code}]}
+        assert execute(server, body).json()["run"]["stdout"] == "1\n"
 
 
 def test_encodings_and_args(server):
@@ -119,6 +210,24 @@ def test_statuses(server, code, limits, status, signal):
     assert run["message"]
 
 
+@pytest.mark.parametrize(
+    "code,limits,message",
+    [
+        ("import sys; sys.exit(3)", {}, "Exited with error status 3"),
+        ("import time; time.sleep(30)", {"run_timeout": 500}, "Time limit exceeded (wall clock)"),
+        ("while True: pass", {"run_cpu_time": 300, "run_timeout": 20000}, "Time limit exceeded"),
+        ("import os, signal; os.kill(os.getpid(), signal.SIGSEGV)", {}, "Caught fatal signal 11"),
+        ("print('x' * 10**6)", {}, "stdout length exceeded"),
+        ("import sys; sys.stderr.write('x' * 10**6)", {}, "stderr length exceeded"),
+    ],
+)
+def test_messages_are_pistons(server, code, limits, message):
+    # isolate's words, which job.js passes on as the stage's message; its own for output
+    body = {"language": "python", "version": "*", "files": [{"content": code}], **limits}
+    run = execute(server, body).json()["run"]
+    assert run["message"] == message, run
+
+
 def test_minus_one_means_the_default(server):
     body = {
         "language": "bash",
@@ -136,8 +245,14 @@ def test_minus_one_means_the_default(server):
         ({"version": "*", "files": [{"content": "x"}]}, "language"),
         ({"language": "python", "version": "*"}, "files"),
         ({"language": "python", "version": "*", "files": [{}]}, "content"),
-        ({"language": "cobol", "version": "*", "files": [{"content": "x"}]}, "cobol"),
-        ({"language": "python", "version": "9.x", "files": [{"content": "x"}]}, "9.x"),
+        (
+            {"language": "cobol", "version": "*", "files": [{"content": "x"}]},
+            "cobol-* runtime is unknown",
+        ),
+        (
+            {"language": "python", "version": "9.x", "files": [{"content": "x"}]},
+            "python-9.x runtime is unknown",
+        ),
         (
             {
                 "language": "python",
@@ -163,9 +278,22 @@ def test_bad_requests_are_400_with_a_message(server, body, fragment):
     assert fragment in response.json()["message"]
 
 
-def test_non_json_body_is_400(server):
-    response = httpx.post(server.url + "/api/v2/execute", content=b"{nope")
+def test_non_json_body_is_400_when_sent_as_json(server):
+    response = httpx.post(
+        server.url + "/api/v2/execute",
+        content=b"{nope",
+        headers={"content-type": "application/json"},
+    )
     assert response.status_code == 400 and "JSON" in response.json()["message"]
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain"])
+def test_non_json_body_sent_as_something_else_is_415(server, content_type):
+    # v2.js: requests whose Content-Type is not application/json get 415
+    headers = {"content-type": content_type} if content_type else {}
+    response = httpx.post(server.url + "/api/v2/execute", content=b"{nope", headers=headers)
+    assert response.status_code == 415
+    assert response.json() == {"message": "requests must be of type application/json"}
 
 
 # --- the interactive WebSocket -----------------------------------------------------------
@@ -263,3 +391,28 @@ def test_interactive_protocol_errors(server):
         send_init(socket, "cobol", "x")
         events = events_until_close(socket, 5)
     assert events[0]["type"] == "error" and socket.close_code == 4002
+
+
+# --- the translation alone (pure functions, no server) ---------------------------------------
+
+
+def _report(status: Status, stdout: bytes = b"", stderr: bytes = b"", **fields) -> StageReport:
+    limits = Limits(1000, 1000, 64, 8, 1024, 1)
+    values = {"exit_code": 0, "signal": None, "wall_time_ms": 10.0, "cpu_time_ms": 5.0}
+    return StageReport(
+        status=status, stdout=stdout, stderr=stderr, stdout_truncated=False,
+        stderr_truncated=False, memory_bytes=100, limits=limits, **{**values, **fields},
+    )  # fmt: skip
+
+
+def test_one_stage_where_pistons_package_compiles_and_runs_at_once():
+    compiled = _report(Status.OK, stderr=b"note\n")
+    ran = _report(Status.OK, stdout=b"ok\n")
+    result = ExecutionResult("java", "21", Status.OK, compiled, ran)
+    body = response(result, PistonDialect(compile_stage=False))
+    assert "compile" not in body
+    assert body["run"]["stdout"] == "ok\n" and body["run"]["stderr"] == "note\n"
+    assert body["run"]["wall_time"] == 20 and body["run"]["cpu_time"] == 10
+    failed = _report(Status.COMPILE_ERROR, stderr=b"Main.java:1: error\n", exit_code=1)
+    body = response(ExecutionResult("java", "21", failed.status, failed, None), PistonDialect())
+    assert body["run"] == body["compile"] and body["run"]["message"] == "Exited with error status 1"

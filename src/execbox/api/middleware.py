@@ -89,15 +89,24 @@ class _TooLarge(Exception):
     pass
 
 
+CLIENT_CONTENT_TYPE = "execbox.client_content_type"
+
+
 class JSONBodies:
     """Treat every request body as JSON: real clients (curl -d, the original service's) often
-    send another Content-Type, or none, with a JSON body."""
+    send another Content-Type, or none, with a JSON body. The one the client sent stays in the
+    scope (``CLIENT_CONTENT_TYPE``) for a dialect that judges a body by it (Piston's 415)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
+            sent = b"".join(v for k, v in scope["headers"] if k == b"content-type")
             headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
-            scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+            scope = {
+                **scope,
+                "headers": [*headers, (b"content-type", b"application/json")],
+                CLIENT_CONTENT_TYPE: sent.decode("latin-1"),
+            }
         await self.app(scope, receive, send)

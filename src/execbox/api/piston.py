@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request, WebSocket
 from fastapi.responses import JSONResponse
 
 from execbox.api.bodies import BadBody, JSONRoute
+from execbox.api.middleware import CLIENT_CONTENT_TYPE
 from execbox.api.models import MAX_NAME_CHARS
 from execbox.api.routes import execute
 from execbox.engine import (
@@ -265,7 +266,8 @@ async def _json(request: Request) -> Any:
     try:
         return await request.json()
     except BadBody:
-        if not request.headers.get("content-type", "").startswith("application/json"):
+        sent = request.scope.get(CLIENT_CONTENT_TYPE, request.headers.get("content-type", ""))
+        if not sent.lower().startswith("application/json"):
             raise PistonNotJSON() from None
         raise
 
