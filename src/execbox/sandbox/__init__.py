@@ -5,12 +5,12 @@ from __future__ import annotations
 from execbox.config import Settings
 from execbox.sandbox.base import (
     Interactive,
-    LimitHit,
     Sandbox,
     SandboxFile,
     StageResult,
     StageSpec,
 )
+from execbox.sandbox.policy import LimitHit
 from execbox.sandbox.warm_pool import Expectation
 
 __all__ = [

@@ -3,33 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from execbox.config import Limits
+from execbox.sandbox.policy import LimitHit
 
 if TYPE_CHECKING:
     from execbox.sandbox.warm_pool import Expectation
-
-WORKDIR = "/box"
-
-
-def signal_of(code: int) -> int | None:
-    """Death by signal N, reported as exit code 128 + N the way a shell does (by bwrap, and by
-    the Docker backend's watching shell); None when ``code`` names no signal."""
-    number = code - 128
-    if 0 < number < signal.NSIG and number in {s.value for s in signal.Signals}:
-        return number
-    return None
-
-
-class LimitHit(StrEnum):
-    TIME = "time"
-    MEMORY = "memory"
-    OUTPUT = "output"
 
 
 @dataclass(frozen=True)

@@ -26,26 +26,19 @@ reads them back from the stream's pipe either.
 from __future__ import annotations
 
 import io
-import math
 import secrets
 import shlex
-import signal
 import socket
 import tarfile
 import time
 from dataclasses import dataclass
 
-from execbox.config import Limits
-from execbox.sandbox.base import (
-    WORKDIR,
-    LimitHit,
-    StageResult,
-    StageSpec,
-    signal_of,
-)
+from execbox.sandbox import policy
+from execbox.sandbox.base import StageResult, StageSpec
 from execbox.sandbox.docker.artifacts import artifact_budget
 from execbox.sandbox.docker.frames import Demultiplexer
 from execbox.sandbox.docker.seccomp_profile import SECCOMP_PROFILE
+from execbox.sandbox.policy import WORKDIR, Ending, LimitHit, classify
 
 USER = 65534  # the toolchain discovery helpers' uid; each run's container has its own
 LABEL = "org.execbox"
@@ -145,7 +138,7 @@ def container_config(
 
     memory = f"{profile.memory_mb}m"
     tmpfs_options = f"rw,exec,nosuid,nodev,size={profile.memory_mb}m"
-    file_size = profile.file_size_mb * 1024 * 1024
+    file_size = policy.file_size_bytes(profile.file_size_mb)
     host_config = api.create_host_config(
         network_mode="none",
         init=True,
@@ -162,8 +155,8 @@ def container_config(
         cap_drop=["ALL"],
         security_opt=["no-new-privileges", f"seccomp={SECCOMP_PROFILE}"],
         ulimits=[
-            Ulimit(name="core", soft=0, hard=0),
-            Ulimit(name="nofile", soft=1024, hard=1024),
+            Ulimit(name="core", soft=policy.CORE_BYTES, hard=policy.CORE_BYTES),
+            Ulimit(name="nofile", soft=policy.OPEN_FILES, hard=policy.OPEN_FILES),
             Ulimit(name="fsize", soft=file_size, hard=file_size),
         ],
         log_config=LogConfig(type="none"),
@@ -173,7 +166,7 @@ def container_config(
         profile.image,
         ["sh", "-c", STUB],
         user=f"{uid}:{uid}",
-        environment={"HOME": WORKDIR, **dict(profile.env)},
+        environment=policy.environment(dict(profile.env)),
         working_dir=WORKDIR,
         stdin_open=True,
         network_disabled=True,
@@ -189,9 +182,7 @@ def container_config(
 
 def run_script(spec: StageSpec, nonce: str) -> str:
     """The script the container's shell sources once the archive is in place."""
-    limits = spec.limits
-    cpu_s = math.ceil(limits.cpu_time_ms / 1000) + 1
-    stack_kib = min(limits.memory_mb, 256) * 1024
+    limit = policy.rlimits(spec.limits)
     argv = " ".join(shlex.quote(word) for word in spec.argv)
     collect = ""
     if spec.collect_files:
@@ -209,7 +200,9 @@ def run_script(spec: StageSpec, nonce: str) -> str:
         f"rm -rf {RUN_SCRIPT} {CONTROL_DIR}\n"
         f"exec 4<{STDIN_FILE}\n"
         f"rm -f {STDIN_FILE}\n"
-        f"ulimit -t {cpu_s} && ulimit -s {stack_kib} || exit 125\n"
+        # The soft limit first: a hard limit below the soft one (unlimited) is refused.
+        f"ulimit -S -t {limit.cpu_soft_s} && ulimit -H -t {limit.cpu_hard_s} "
+        f"&& ulimit -s {limit.stack_bytes >> 10} || exit 125\n"
         "unset HOSTNAME\n"
         f"{CGROUP_FIGURES}\n"
         "_start=$(_cpu)\n"
@@ -318,44 +311,36 @@ def judge(
     outcome: Outcome, spec: StageSpec, oom_killed: bool, exit_status: int | None = None
 ) -> StageResult:
     """Turn what the stream said into the backend-neutral result."""
-    limits: Limits = spec.limits
     streams = outcome.streams
     stdout, out_cut = streams.stdout.result()
     stderr, err_cut = streams.stderr.result()
     figures = streams.stderr.marker or []
-    exit_code: int | None = None
+    code: int | None = None
     cpu_ms = outcome.host_cpu_ms
     memory = 0
     ooms = 0
     if len(figures) == 4 and all(word.isdigit() for word in figures) and int(figures[0]) < 256:
-        exit_code = int(figures[0])
+        code = int(figures[0])
         cpu_ms = max(0, int(figures[1])) / 1e6
         memory = int(figures[2])
         ooms = int(figures[3])
     elif exit_status is not None and exit_status > 128:
         # The program killed the shell that watched it (kill -9 -1): the container ended
         # with that shell's death, the program's with it.
-        exit_code = exit_status
+        code = exit_status
     elif not (outcome.timed_out or streams.overflow or oom_killed):
         detail = stderr.decode(errors="replace").strip()[-300:]
         return StageResult(
             None, None, b"", b"", internal_error=f"the container ended early: {detail}"
         )
-    sig = signal_of(exit_code) if exit_code is not None else None
-    if sig is not None:
-        exit_code = None
-    limit = None
-    if outcome.timed_out:
-        limit = LimitHit.TIME
-    elif streams.overflow:
-        limit = LimitHit.OUTPUT
-    elif ooms > 0 or oom_killed:
-        limit = LimitHit.MEMORY
-    elif cpu_ms > limits.cpu_time_ms or sig == signal.SIGXCPU:
-        limit = LimitHit.TIME
+    stopped_for = (
+        LimitHit.TIME if outcome.timed_out else LimitHit.OUTPUT if streams.overflow else None
+    )
+    ending = Ending(code, cpu_ms, stopped_for, oom_killed=ooms > 0 or oom_killed)
+    verdict = classify(ending, spec.limits)
     return StageResult(
-        exit_code=exit_code,
-        signal=sig,
+        exit_code=verdict.exit_code,
+        signal=verdict.signal,
         stdout=stdout,
         stderr=stderr,
         stdout_truncated=out_cut,
@@ -363,5 +348,5 @@ def judge(
         wall_time_ms=round(outcome.wall_ms, 3),
         cpu_time_ms=round(cpu_ms, 3),
         memory_bytes=memory,
-        limit=limit,
+        limit=verdict.limit,
     )

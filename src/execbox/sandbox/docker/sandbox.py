@@ -155,6 +155,9 @@ class DockerSandbox:
         profile = Profile(image, (), 256, 64, 16)
         config = box.container_config(self.api, profile, 1.0, self.labels)
         config.update(Cmd=["sleep", str(DISCOVER_TIMEOUT_S)], OpenStdin=False, StdinOnce=False)
+        # Toolchains are found with the image's own environment (its PATH), as the native
+        # backend finds them with the host's; programs get the policy's.
+        config["Env"] = []
         config["HostConfig"]["AutoRemove"] = True
         helper = self.api.create_container_from_config(config)["Id"]
         self.api.start(helper)

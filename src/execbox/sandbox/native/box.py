@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 import os
 import signal
 import subprocess
@@ -26,9 +25,10 @@ from pathlib import Path
 from typing import TypeVar
 
 from execbox.config import Limits
-from execbox.sandbox.base import WORKDIR, LimitHit, StageResult, StageSpec, signal_of
+from execbox.sandbox.base import StageResult, StageSpec
 from execbox.sandbox.native import cgroups, helper, process, workdir
 from execbox.sandbox.native.process import Process
+from execbox.sandbox.policy import WORKDIR, Ending, LimitHit, classify, rlimits
 
 READ_CHUNK = 1 << 16
 MIN_POLL_S = 0.005
@@ -144,14 +144,14 @@ def _line(data: bytes) -> bytes | None:
 
 
 def stub_words(limits: Limits, argv: list[str], merge_stderr: bool = False) -> bytes:
-    """What the stub reads: per-process rlimits, a backstop behind the cgroup (never an
-    address-space limit: it breaks the JVM, Go and V8), then the program's argv."""
-    cpu_s = math.ceil(limits.cpu_time_ms / 1000) + 1
+    """What the stub reads: the policy's per-process rlimits (CPU seconds soft and hard, file
+    size and stack in KiB), whether stderr joins stdout, then the program's argv."""
+    limit = rlimits(limits)
     words = [
-        str(cpu_s),
-        str(cpu_s + 1),
-        str(limits.file_size_mb * 1024),
-        str(min(limits.memory_mb, 256) * 1024),
+        str(limit.cpu_soft_s),
+        str(limit.cpu_hard_s),
+        str(limit.file_size_bytes >> 10),
+        str(limit.stack_bytes >> 10),
         "1" if merge_stderr else "0",
         *argv,
     ]
@@ -487,19 +487,10 @@ async def _supervise(box: Box, spec: StageSpec, started: float, cpus: float) -> 
     (out, out_cut), (err, err_cut) = stdout.result(), stderr.result()
     cpu_ms = cgroup.cpu_time_ns() / 1e6
     memory = cgroup.memory_peak()
-    limit = watch.limit
-    if limit is None and cgroup.oom_killed():
-        limit = LimitHit.MEMORY
-    exit_code: int | None = returncode
-    sig: int | None = None
-    if returncode < 0:
-        exit_code, sig = None, -returncode
-    elif (number := signal_of(returncode)) is not None:
-        exit_code, sig = None, number
-    if limit is None and (cpu_ms > limits.cpu_time_ms or sig == signal.SIGXCPU):
-        limit = LimitHit.TIME
+    ending = Ending(returncode, cpu_ms, watch.limit, oom_killed=cgroup.oom_killed())
+    verdict = classify(ending, limits)
     if (
-        limit is None
+        verdict.limit is None
         and status is None
         and returncode in (1, 125)
         and err.startswith((b"bwrap: ", b"stub"))
@@ -507,8 +498,8 @@ async def _supervise(box: Box, spec: StageSpec, started: float, cpus: float) -> 
         message = err.decode(errors="replace").strip() or "the sandbox's stub failed"
         return StageResult(None, None, b"", b"", internal_error=message)
     return StageResult(
-        exit_code=exit_code,
-        signal=sig,
+        exit_code=verdict.exit_code,
+        signal=verdict.signal,
         stdout=out,
         stderr=err,
         stdout_truncated=out_cut,
@@ -516,7 +507,7 @@ async def _supervise(box: Box, spec: StageSpec, started: float, cpus: float) -> 
         wall_time_ms=round(wall_ms, 3),
         cpu_time_ms=round(cpu_ms, 3),
         memory_bytes=memory,
-        limit=limit,
+        limit=verdict.limit,
         output=b"".join(combined),
     )
 

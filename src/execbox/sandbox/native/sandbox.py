@@ -20,10 +20,12 @@ from pathlib import Path
 
 from execbox.config import Settings
 from execbox.languages import host_shell
+from execbox.sandbox import policy
 from execbox.sandbox.background import CLOSE_WAIT_S, BackgroundTasks
-from execbox.sandbox.base import WORKDIR, StageResult, StageSpec
+from execbox.sandbox.base import StageResult, StageSpec
 from execbox.sandbox.native import cgroups, helper, seccomp, unmask, workdir
 from execbox.sandbox.native.box import Box, Profile, box_pids, run_in_box, start_box
+from execbox.sandbox.policy import WORKDIR
 from execbox.sandbox.servers import server_alive, server_name
 from execbox.sandbox.warm_pool import Expectation, WarmPool
 
@@ -39,15 +41,6 @@ UID_POOL_SIZE = 256
 UID_LOCK_DIR = Path("/run/lock/execbox")
 UID_RANGE_STEP = 1000
 UID_RANGES = 16
-ENV = {
-    "PATH": "/usr/local/bin:/usr/bin:/bin",
-    "HOME": "/tmp",
-    "TMPDIR": "/tmp",
-    "LANG": "C.UTF-8",
-    "LC_ALL": "C.UTF-8",
-    "USER": "runner",
-    "LOGNAME": "runner",
-}
 
 
 class SandboxUnavailable(Exception):
@@ -86,7 +79,7 @@ def _prepare_sandbox_dir(directory: Path, helper_path: str) -> list[str]:
     (directory / "stub").chmod(0o755)
     (etc / "passwd").write_text(
         f"root:x:0:0:root:/root:/bin/false\n"
-        f"runner:x:{SANDBOX_UID}:{SANDBOX_UID}:runner:/tmp:/bin/bash\n"
+        f"runner:x:{SANDBOX_UID}:{SANDBOX_UID}:runner:{policy.ENVIRONMENT['HOME']}:/bin/bash\n"
         "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
     )
     (etc / "group").write_text(f"root:x:0:\nrunner:x:{SANDBOX_UID}:\nnogroup:x:65534:\n")
@@ -422,6 +415,6 @@ class NativeSandbox:
             args += ["--size", tmp_size, "--perms", "0700", "--tmpfs", WORKDIR]
         args += ["--chdir", WORKDIR, "--remount-ro", "/"]
         args += ["--clearenv"]
-        for key, value in {**ENV, **dict(profile.env)}.items():
+        for key, value in policy.environment(dict(profile.env)).items():
             args += ["--setenv", key, value]
         return args
