@@ -50,7 +50,7 @@ def test_full_queue_is_refused_with_retry_after():
         return refused.value
 
     refused = run(main())
-    assert refused.status_code == 429 and refused.retry_after_s >= 1
+    assert refused.reason == "queue_full" and refused.retry_after_s >= 1
 
 
 def test_waiting_too_long_times_out_and_leaves_the_queue():

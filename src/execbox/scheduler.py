@@ -1,7 +1,7 @@
 """Admission: a bounded number of executions at once, a bounded fair queue, explicit refusals.
 
 A request either gets a slot, waits in line (bounded in length and in time), or is refused at
-once with a reason the API turns into 429 or 503 and a Retry-After. Nothing waits forever.
+once with a reason (a class of refusal) and a Retry-After. Nothing waits forever.
 
 Each execution also reserves its memory limit against a budget for the whole service, so that
 many big-memory runs cannot overcommit the host. Callers (API keys, or client addresses) are
@@ -28,9 +28,9 @@ current_caller: ContextVar[str] = ContextVar("current_caller", default="")
 
 
 class Refused(Exception):
-    """The request was not run; it may be retried after ``retry_after_s``."""
+    """The request was not run; it may be retried after ``retry_after_s``. Each kind of
+    refusal is a class of its own with a ``reason``."""
 
-    status_code = 503
     reason = "refused"
 
     def __init__(self, message: str, retry_after_s: int) -> None:
@@ -40,7 +40,6 @@ class Refused(Exception):
 
 
 class QueueFull(Refused):
-    status_code = 429
     reason = "queue_full"
 
 

@@ -1,4 +1,5 @@
-"""The FastAPI application: wiring of engine, scheduler and routes, and their lifetime."""
+"""The FastAPI application: wiring of engine, scheduler, executor and each dialect's routers,
+and their lifetime."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from fastapi import FastAPI
 from execbox import __version__
 from execbox.api import errors, judge0, piston, piston_interactive, submissions
 from execbox.api.middleware import BodyLimit, JSONBodies
-from execbox.api.routes import router
+from execbox.api.routes import health, original, v1
 from execbox.config import Settings, get_settings
 from execbox.engine import Engine
 from execbox.executor import Executor, Metrics
+from execbox.sandbox import Sandbox
 from execbox.scheduler import Scheduler
 from execbox.submissions import SQLiteStore, SubmissionRunner
 from execbox.submissions.callbacks import CallbackSender
@@ -22,12 +24,20 @@ from execbox.submissions.callbacks import CallbackSender
 log = logging.getLogger("execbox")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine: Engine | None = None,
+    sandbox: Sandbox | None = None,
+) -> FastAPI:
+    """The app. Given a started ``engine`` it serves with that one (and leaves closing it to
+    whoever started it); given a ``sandbox``, it starts its engine on it; else on the sandbox
+    the settings name."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.engine = await Engine.start(settings)
+        app.state.engine = engine or await Engine.start(settings, sandbox)
         app.state.scheduler = Scheduler(
             settings.max_concurrency,
             settings.queue_size,
@@ -58,7 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 log.warning("shutting down with work still running; killing it")
             # Unfinished submissions stay in the store: the next server runs them.
             await app.state.submissions.close()
-            await app.state.engine.close()
+            if engine is None:
+                await app.state.engine.close()
 
     app = FastAPI(
         title="execbox",
@@ -70,8 +81,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.api_keys = settings.api_key_set()
     app.state.metrics = Metrics()
     errors.install(app)
-    app.include_router(router)
+    app.include_router(health)
+    app.include_router(v1)
     app.include_router(submissions.router)
+    app.include_router(original)
     app.include_router(piston.router)
     app.include_router(piston_interactive.router)
     app.include_router(judge0.router)

@@ -11,11 +11,13 @@ import os
 import platform
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
-from execbox.api.bodies import JSONRoute
+from execbox.api.auth import caller_of
+from execbox.api.bodies import BadBody
+from execbox.api.dialects import Dialect, Problem
 from execbox.api.judge0_model import (
     DEFAULTS,
     MAXIMA,
@@ -29,16 +31,25 @@ from execbox.api.judge0_model import (
     unpack_additional_files,
 )
 from execbox.api.judge0_render import callback_body, fields_of, render
-from execbox.api.routes import caller_of
 from execbox.config import Settings
-from execbox.engine import (
-    Engine,
-    ExecutionError,
-)
+from execbox.engine import Engine, ExecutionError, LanguageUnavailable
 from execbox.submissions import NewSubmission, SubmissionRunner
 from execbox.submissions.callbacks import ForbiddenDestination, check_destination
 
-router = APIRouter(tags=["judge0"], route_class=JSONRoute)
+
+def _own_errors(exc: Exception) -> JSONResponse | Problem | None:
+    """Judge0's refusals carry their own status and shape; a body it cannot read is a 400."""
+    if isinstance(exc, Judge0Error):
+        return JSONResponse(exc.body(), status_code=exc.status_code)
+    if isinstance(exc, BadBody):
+        return Problem(400, "invalid_json", exc.message)
+    return None
+
+
+# Every route needs the token when keys are configured: Judge0 asks for X-Auth-Token "in
+# every API request" once AUTHN_TOKEN is set.
+JUDGE0 = Dialect("judge0", lambda problem: {"error": problem.message}, _own_errors)
+router = JUDGE0.router(tags=["judge0"])
 
 __all__ = ["Judge0Error", "callback_body", "router"]
 
@@ -90,8 +101,8 @@ async def create_submission(
     base64_encoded: str | None = Query(None),
     wait: str | None = Query(None),
     fields: str | None = Query(None),
+    caller: str = Depends(caller_of),
 ) -> JSONResponse:
-    caller = caller_of(request)
     encoded = _flag(base64_encoded)
     body = _parse(await _body(request))
     execution, shown = await _translate(body, encoded, request)
@@ -127,14 +138,16 @@ async def _translate(body: SubmissionBody, encoded: bool, request: Request):
     except Judge0Error:
         raise
     except ExecutionError as err:
-        raise Judge0Error(
-            err.message, status_code=err.status_code if err.status_code != 400 else 422
-        ) from None
+        status = 503 if isinstance(err, LanguageUnavailable) else 422
+        raise Judge0Error(err.message, status_code=status) from None
 
 
 @router.post("/submissions/batch", status_code=201)
-async def create_batch(request: Request, base64_encoded: str | None = Query(None)) -> JSONResponse:
-    caller = caller_of(request)
+async def create_batch(
+    request: Request,
+    base64_encoded: str | None = Query(None),
+    caller: str = Depends(caller_of),
+) -> JSONResponse:
     encoded = _flag(base64_encoded)
     data = await _body(request)
     items = data.get("submissions") if isinstance(data, dict) else None
@@ -170,7 +183,6 @@ async def get_batch(
     base64_encoded: str | None = Query(None),
     fields: str | None = Query(None),
 ) -> JSONResponse:
-    caller_of(request)
     wanted = [t.strip() for t in tokens.split(",") if t.strip()]
     if not wanted:
         raise Judge0Error("tokens: at least one token is required", status_code=400)
@@ -194,7 +206,6 @@ async def get_submission(
     base64_encoded: str | None = Query(None),
     fields: str | None = Query(None),
 ) -> JSONResponse:
-    caller_of(request)
     selected = fields_of(fields)
     submission = _runner(request).get([token]).get(token)
     if submission is None:
@@ -204,7 +215,6 @@ async def get_submission(
 
 @router.get("/languages")
 async def languages(request: Request) -> list[dict]:
-    caller_of(request)
     return [{"id": id, "name": name} for id, name in _language_list(request) if name is not None]
 
 
@@ -217,7 +227,6 @@ def _language_list(request: Request) -> list[tuple[int, str | None]]:
 
 @router.get("/languages/all")
 async def all_languages(request: Request) -> list[dict]:
-    caller_of(request)
     return [
         {"id": id, "name": name, "is_archived": False}
         for id, name in _language_list(request)
@@ -227,7 +236,6 @@ async def all_languages(request: Request) -> list[dict]:
 
 @router.get("/languages/{language_id}")
 async def language(request: Request, language_id: int) -> dict:
-    caller_of(request)
     names = dict(_language_list(request))
     if not names.get(language_id):
         raise Judge0Error(f"language with id {language_id} doesn't exist", status_code=404)
@@ -245,7 +253,6 @@ async def language(request: Request, language_id: int) -> dict:
 
 @router.get("/statuses")
 async def statuses(request: Request) -> list[dict]:
-    caller_of(request)
     return [{"id": id, "description": text} for id, text in STATUSES.items()]
 
 
@@ -320,11 +327,10 @@ async def system_info() -> dict:
 
 @router.post("/authenticate")
 async def authenticate(request: Request) -> Response:
-    caller_of(request)  # 401 unless the token (X-Auth-Token) is one of the API keys
+    # The router's caller_of answers 401 unless the token (X-Auth-Token) is one of the keys.
     return Response(status_code=200)
 
 
 @router.post("/authorize")
 async def authorize(request: Request) -> Response:
-    caller_of(request)
     return Response(status_code=200)

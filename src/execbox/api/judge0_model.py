@@ -15,7 +15,6 @@ from execbox.config import Settings
 from execbox.engine import (
     Catalog,
     Engine,
-    ExecutionError,
     ExecutionRequest,
     LimitRequest,
     SourceFile,
@@ -84,11 +83,12 @@ ALL_FIELDS = (
 WAIT_TIMEOUT_S = 300.0
 
 
-class Judge0Error(ExecutionError):
+class Judge0Error(Exception):
     """A refusal in Judge0's shape: ``{field: [messages]}`` (422) or ``{"error": ...}``."""
 
     def __init__(self, message: str, status_code: int = 422, field: str | None = None) -> None:
         super().__init__(message)
+        self.message = message
         self.status_code = status_code
         self.field = field
 

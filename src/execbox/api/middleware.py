@@ -8,7 +8,7 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from execbox.api.dialects import error_body
+from execbox.api.dialects import Problem, dialect_of
 
 
 class BodyLimit:
@@ -70,7 +70,9 @@ class BodyLimit:
         return f"request body is larger than {self.max_bytes} bytes"
 
     async def _refuse(self, scope: Scope, send: Send, status: int, code: str, message: str) -> None:
-        body = json.dumps(error_body(scope.get("path", ""), code, message)).encode()
+        # In the shape of the dialect whose route the request is for.
+        shape = dialect_of(scope).shape
+        body = json.dumps(shape(Problem(status, code, message))).encode()
         await send(
             {
                 "type": "http.response.start",

@@ -14,10 +14,11 @@ import math
 import signal as signals
 from typing import Any
 
-from fastapi import APIRouter, Request, WebSocket
+from fastapi import Request, WebSocket
 from fastapi.responses import JSONResponse
 
-from execbox.api.bodies import BadBody, JSONRoute
+from execbox.api.bodies import BadBody
+from execbox.api.dialects import Dialect, Problem
 from execbox.api.middleware import CLIENT_CONTENT_TYPE
 from execbox.api.models import MAX_NAME_CHARS
 from execbox.api.routes import execute
@@ -26,7 +27,7 @@ from execbox.engine import (
     ExecutionError,
     ExecutionRequest,
     ExecutionResult,
-    InvalidRequest,
+    LanguageUnavailable,
     LimitRequest,
     SourceFile,
     StageReport,
@@ -36,11 +37,15 @@ from execbox.engine import (
 )
 from execbox.languages import PistonDialect
 
-router = APIRouter(tags=["piston"], route_class=JSONRoute)
 
-
-class PistonError(InvalidRequest):
+class PistonError(Exception):
     """A bad Piston request: 400 {"message"}."""
+
+    status_code = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class PistonNotJSON(PistonError):
@@ -50,6 +55,19 @@ class PistonNotJSON(PistonError):
 
     def __init__(self) -> None:
         super().__init__("requests must be of type application/json")
+
+
+def _own_errors(exc: Exception) -> Problem | None:
+    """Piston answers a bad request, a body it cannot read included, with 400."""
+    if isinstance(exc, PistonError):
+        return Problem(exc.status_code, "invalid_request", exc.message)
+    if isinstance(exc, BadBody):
+        return Problem(400, "invalid_json", exc.message)
+    return None
+
+
+PISTON = Dialect("piston", lambda problem: {"message": problem.message}, _own_errors)
+router = PISTON.router(tags=["piston"])
 
 
 def engine_of(request: Request | WebSocket) -> Engine:
@@ -272,10 +290,12 @@ async def _json(request: Request) -> Any:
         raise
 
 
-def _piston_errors(error: ExecutionError, execution: ExecutionRequest) -> ExecutionError:
+def _piston_errors(
+    error: ExecutionError, execution: ExecutionRequest
+) -> PistonError | ExecutionError:
     if isinstance(error, UnknownLanguage | UnknownVersion):
         return PistonError(f"{execution.language}-{execution.version} runtime is unknown")
-    if error.status_code == 400 and not isinstance(error, PistonError):
+    if not isinstance(error, LanguageUnavailable):
         return PistonError(error.message)
     return error
 

@@ -19,14 +19,16 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from execbox.api.auth import Unauthorized, caller_of
 from execbox.api.bodies import BadBody, parse_json
-from execbox.api.piston import as_text, engine_of, stage, to_execution
-from execbox.api.routes import caller_of
+from execbox.api.piston import PistonError, as_text, engine_of, stage, to_execution
 from execbox.engine import ExecutionError, StageReport
 from execbox.executor import ClientGone, Executor
 from execbox.sandbox import Interactive
 from execbox.scheduler import Refused
 
+# Not a router of the Piston dialect's: a WebSocket reports errors as events once it is open,
+# so the key is checked after init (an error event and close code 4002), not before.
 router = APIRouter(tags=["piston"])
 
 MAX_MESSAGE_BYTES = 1024 * 1024
@@ -73,9 +75,9 @@ async def connect(socket: WebSocket) -> None:
     if not isinstance(event, dict) or event.get("type") != "init":
         return await close("not_initialized")
     try:
-        caller = caller_of(socket)  # type: ignore[arg-type]
+        caller = caller_of(socket)
         job = engine.prepare(to_execution(event))
-    except ExecutionError as err:
+    except (Unauthorized, PistonError, ExecutionError) as err:
         await send({"type": "error", "message": err.message})
         return await close("error")
     await send({"type": "runtime", "language": job.language.name, "version": job.runtime.version})

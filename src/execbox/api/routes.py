@@ -1,15 +1,14 @@
-"""The HTTP routes: execbox's own API, the original endpoint, health."""
+"""The HTTP routes of execbox's own API (v1), of the original endpoint, and of health (public)."""
 
 from __future__ import annotations
 
-import hashlib
-
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
-from execbox.api.bodies import JSONRoute
+from execbox.api.auth import caller_of
+from execbox.api.dialects import EXECBOX, ORIGINAL
 from execbox.api.models import (
     ErrorModel,
     ExecuteRequest,
@@ -20,7 +19,6 @@ from execbox.api.models import (
 )
 from execbox.engine import (
     Engine,
-    ExecutionError,
     ExecutionRequest,
     ExecutionResult,
     SourceFile,
@@ -29,12 +27,9 @@ from execbox.engine import (
 from execbox.executor import Executor
 from execbox.scheduler import Scheduler
 
-router = APIRouter(route_class=JSONRoute)
-
-
-class Unauthorized(ExecutionError):
-    status_code = 401
-
+v1 = EXECBOX.router(tags=["execute"])
+original = ORIGINAL.router(tags=["original"])
+health = EXECBOX.router(public=True, tags=["health"])
 
 ERRORS = {
     400: {"model": ErrorModel, "description": "Bad input (unknown language, bad file name...)"},
@@ -54,18 +49,6 @@ def _scheduler(request: Request) -> Scheduler:
     return request.app.state.scheduler
 
 
-def caller_of(request: Request) -> str:
-    """Who is asking: the API key when keys are configured (then one is required), else the
-    client's address. Used for fairness and in logs; a key is never logged whole."""
-    keys: frozenset[str] = request.app.state.api_keys
-    if keys:
-        key = request.headers.get("x-api-key") or request.headers.get("x-auth-token") or ""
-        if key not in keys:
-            raise Unauthorized("a valid X-API-Key header is required")
-        return "key:" + hashlib.sha256(key.encode()).hexdigest()[:12]
-    return "addr:" + (request.client.host if request.client else "unknown")
-
-
 async def _disconnected(request: Request) -> None:
     while (await request.receive())["type"] != "http.disconnect":
         pass
@@ -79,11 +62,10 @@ async def execute(request: Request, execution: ExecutionRequest, api: str) -> Ex
     return await executor.execute(execution, caller, gone=_disconnected(request), api=api)
 
 
-@router.post(
+@v1.post(
     "/api/v1/execute",
     response_model=ExecuteResponse,
     responses=ERRORS,
-    tags=["execute"],
     summary="Run a program and return its output and statuses",
 )
 async def execute_v1(body: ExecuteRequest, request: Request) -> Response:
@@ -97,7 +79,7 @@ def _json(answer: BaseModel) -> Response:
     return Response(answer.model_dump_json(), media_type="application/json")
 
 
-@router.get("/api/v1/languages", response_model=list[LanguageModel], tags=["execute"])
+@v1.get("/api/v1/languages", response_model=list[LanguageModel])
 async def languages(request: Request) -> list[LanguageModel]:
     return [
         LanguageModel(
@@ -112,11 +94,10 @@ async def languages(request: Request) -> list[LanguageModel]:
     ]
 
 
-@router.post(
+@original.post(
     "/",
     response_model=OriginalResponse,
     responses=ERRORS,
-    tags=["original"],
     summary="The original endpoint: {lang, code} in, {output, error} out",
 )
 async def execute_original(body: OriginalRequest, request: Request) -> Response:
@@ -136,7 +117,7 @@ async def execute_original(body: OriginalRequest, request: Request) -> Response:
     )
 
 
-@router.get("/healthz", tags=["health"], summary="Alive and able to run code")
+@health.get("/healthz", summary="Alive and able to run code")
 async def healthz(request: Request) -> JSONResponse:
     engine: Engine | None = getattr(request.app.state, "engine", None)
     ready = engine is not None and any(r.available for r in engine.catalog.runtimes.values())
@@ -144,7 +125,7 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
-@router.get("/readyz", tags=["health"], summary="Accepting work (not draining, not saturated)")
+@health.get("/readyz", summary="Accepting work (not draining, not saturated)")
 async def readyz(request: Request) -> JSONResponse:
     stats = _scheduler(request).stats()
     if stats.draining:
@@ -157,7 +138,7 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=200 if state == "ready" else 503)
 
 
-@router.get("/metrics", tags=["health"], summary="Prometheus metrics")
+@health.get("/metrics", summary="Prometheus metrics")
 async def metrics(request: Request) -> Response:
     registry = request.app.state.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

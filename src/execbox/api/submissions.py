@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import base64
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from execbox.api.bodies import OFFLOAD_BYTES, JSONRoute
+from execbox.api.auth import caller_of
+from execbox.api.bodies import OFFLOAD_BYTES
+from execbox.api.dialects import EXECBOX
 from execbox.api.models import (
     CaseModel,
     StageModel,
@@ -19,13 +21,13 @@ from execbox.api.models import (
     SubmissionRequest,
     SubmissionResult,
 )
-from execbox.api.routes import ERRORS, caller_of
+from execbox.api.routes import ERRORS
 from execbox.engine import InvalidRequest
 from execbox.engine.compare import output_matches
 from execbox.submissions import NewSubmission, Submission, SubmissionRunner, codec
 from execbox.submissions.callbacks import ForbiddenDestination, check_destination
 
-router = APIRouter(tags=["submissions"], route_class=JSONRoute)
+router = EXECBOX.router(tags=["submissions"])
 MAX_IDS = 100
 
 
@@ -33,9 +35,10 @@ def _runner(request: Request) -> SubmissionRunner:
     return request.app.state.submissions
 
 
-async def _accept(request: Request, bodies: list[SubmissionRequest]) -> list[Submission]:
+async def _accept(
+    request: Request, caller: str, bodies: list[SubmissionRequest]
+) -> list[Submission]:
     """Check, store and queue submissions: all of them, or none when one is bad."""
-    caller = caller_of(request)
     settings = request.app.state.settings
     items = []
     for body in bodies:
@@ -58,9 +61,11 @@ async def _accept(request: Request, bodies: list[SubmissionRequest]) -> list[Sub
 
 
 @router.post("/api/v1/submissions", status_code=202, responses=ERRORS)
-async def submit(body: SubmissionRequest, request: Request) -> dict:
+async def submit(
+    body: SubmissionRequest, request: Request, caller: str = Depends(caller_of)
+) -> dict:
     """Queue one execution; its id comes back at once."""
-    (submission,) = await _accept(request, [body])
+    (submission,) = await _accept(request, caller, [body])
     return {"id": submission.id}
 
 
@@ -94,7 +99,7 @@ BATCH_BODY = {
     responses=ERRORS,
     openapi_extra={"requestBody": BATCH_BODY},
 )
-async def submit_batch(request: Request) -> dict:
+async def submit_batch(request: Request, caller: str = Depends(caller_of)) -> dict:
     """Queue several executions (all are checked before any is queued)."""
     data = await request.json()
     items = data.get("submissions") if isinstance(data, dict) else None
@@ -109,7 +114,7 @@ async def submit_batch(request: Request) -> dict:
             body = SubmissionBatchRequest.model_validate(data)
     except ValidationError as err:
         raise RequestValidationError(err.errors(include_input=False)) from None
-    return {"ids": [s.id for s in await _accept(request, body.submissions)]}
+    return {"ids": [s.id for s in await _accept(request, caller, body.submissions)]}
 
 
 def show(submission: Submission) -> SubmissionModel:
@@ -145,7 +150,6 @@ def show(submission: Submission) -> SubmissionModel:
 
 @router.get("/api/v1/submissions/{id}", response_model=SubmissionModel, responses=ERRORS)
 async def get_submission(id: str, request: Request) -> SubmissionModel:
-    caller_of(request)
     found = _runner(request).get([id]).get(id)
     if found is None:
         return JSONResponse(
@@ -156,7 +160,6 @@ async def get_submission(id: str, request: Request) -> SubmissionModel:
 
 @router.get("/api/v1/submissions", responses=ERRORS)
 async def get_submissions(request: Request, ids: str = Query(...)) -> dict:
-    caller_of(request)
     wanted = [i.strip() for i in ids.split(",") if i.strip()]
     if not 1 <= len(wanted) <= MAX_IDS:
         raise InvalidRequest(f"ids: give 1 to {MAX_IDS} comma-separated ids")

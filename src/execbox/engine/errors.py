@@ -1,10 +1,11 @@
-"""Errors a request can cause; the API turns each into a 4xx (or 503) with its message."""
+"""Errors a request can cause, one class per kind. Only the API decides what each becomes
+(a status code and a body in its dialect's shape)."""
 
 from __future__ import annotations
 
 
 class ExecutionError(Exception):
-    status_code = 400
+    """The execution cannot be run as asked; the message says why, in words for the user."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -32,7 +33,7 @@ class UnknownVersion(ExecutionError):
 
 
 class LanguageUnavailable(ExecutionError):
-    status_code = 503
+    """The language is known but cannot run on this host now (a missing toolchain)."""
 
     def __init__(self, language: str, reason: str) -> None:
         super().__init__(f"{language} is not available on this host: {reason}")

@@ -39,7 +39,7 @@ MAX_ATTEMPTS = 3
 
 
 class TooManySubmissions(ExecutionError):
-    status_code = 429
+    """Accepting more would pass the server's, or the caller's, share of waiting submissions."""
 
 
 class SubmissionRunner:
