@@ -11,7 +11,7 @@ import pytest
 
 from execbox.config import Limits
 from execbox.sandbox.native import helper
-from execbox.sandbox.native.box import stub_words
+from execbox.sandbox.native.stub import stub_words
 
 DEFAULTS = Limits(
     wall_time_ms=5000,

@@ -162,7 +162,7 @@ def test_the_program_cannot_reach_the_process_that_reports_its_end(run, backend)
 
 def test_only_a_real_wait_status_is_taken_from_the_stub():
     """Pure logic: what the host accepts on the stub's status pipe."""
-    from execbox.sandbox.native.box import BadStatus, wait_status
+    from execbox.sandbox.native.stub import BadStatus, wait_status
 
     assert wait_status(b"1792\n") == 7 << 8  # exit 7
     assert wait_status(b"0\n") == 0

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from execbox.config import Limits
-from execbox.sandbox.policy import LimitHit
+from execbox.sandbox.policy import Ending, LimitHit, classify
 
 if TYPE_CHECKING:
     from execbox.sandbox.warm_pool import Expectation
@@ -78,6 +78,34 @@ class StageResult:
     # stdout and stderr as the program wrote them, one interleaved stream (as far as the order
     # they were read in tells); None where the backend cannot tell the order.
     output: bytes | None = None
+
+    @classmethod
+    def judged(
+        cls,
+        ending: Ending,
+        limits: Limits,
+        stdout: tuple[bytes, bool],
+        stderr: tuple[bytes, bool],
+        wall_time_ms: float,
+        memory_bytes: int,
+        output: bytes | None = None,
+    ) -> StageResult:
+        """The result of a run that ended as ``ending`` says, judged by the policy; each
+        stream is (what was kept, whether it was cut)."""
+        verdict = classify(ending, limits)
+        return cls(
+            exit_code=verdict.exit_code,
+            signal=verdict.signal,
+            stdout=stdout[0],
+            stderr=stderr[0],
+            stdout_truncated=stdout[1],
+            stderr_truncated=stderr[1],
+            wall_time_ms=round(wall_time_ms, 3),
+            cpu_time_ms=round(ending.cpu_time_ms, 3),
+            memory_bytes=memory_bytes,
+            limit=verdict.limit,
+            output=output,
+        )
 
 
 class Sandbox(Protocol):

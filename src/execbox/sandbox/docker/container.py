@@ -38,7 +38,7 @@ from execbox.sandbox.base import StageResult, StageSpec
 from execbox.sandbox.docker.artifacts import artifact_budget
 from execbox.sandbox.docker.frames import Demultiplexer
 from execbox.sandbox.docker.seccomp_profile import SECCOMP_PROFILE
-from execbox.sandbox.policy import WORKDIR, Ending, LimitHit, classify
+from execbox.sandbox.policy import WORKDIR, Ending, LimitHit
 
 USER = 65534  # the toolchain discovery helpers' uid; each run's container has its own
 LABEL = "org.execbox"
@@ -337,16 +337,6 @@ def judge(
         LimitHit.TIME if outcome.timed_out else LimitHit.OUTPUT if streams.overflow else None
     )
     ending = Ending(code, cpu_ms, stopped_for, oom_killed=ooms > 0 or oom_killed)
-    verdict = classify(ending, spec.limits)
-    return StageResult(
-        exit_code=verdict.exit_code,
-        signal=verdict.signal,
-        stdout=stdout,
-        stderr=stderr,
-        stdout_truncated=out_cut,
-        stderr_truncated=err_cut,
-        wall_time_ms=round(outcome.wall_ms, 3),
-        cpu_time_ms=round(cpu_ms, 3),
-        memory_bytes=memory,
-        limit=verdict.limit,
+    return StageResult.judged(
+        ending, spec.limits, (stdout, out_cut), (stderr, err_cut), outcome.wall_ms, memory
     )

@@ -14,7 +14,6 @@ import fcntl
 import logging
 import os
 import shutil
-import stat
 import uuid
 from pathlib import Path
 
@@ -23,16 +22,16 @@ from execbox.languages import host_shell
 from execbox.sandbox import policy
 from execbox.sandbox.background import CLOSE_WAIT_S, BackgroundTasks
 from execbox.sandbox.base import StageResult, StageSpec
-from execbox.sandbox.native import cgroups, helper, seccomp, unmask, workdir
-from execbox.sandbox.native.box import Box, Profile, box_pids, run_in_box, start_box
+from execbox.sandbox.native import cgroups, helper, rootfs, seccomp, unmask, workdir
+from execbox.sandbox.native.box import Box, Profile, box_pids
+from execbox.sandbox.native.launch import BoxStartError, start_box
+from execbox.sandbox.native.supervise import run_in_box
 from execbox.sandbox.policy import WORKDIR
 from execbox.sandbox.servers import server_alive, server_name
 from execbox.sandbox.warm_pool import Expectation, WarmPool
 
 log = logging.getLogger("execbox.sandbox")
 
-SANDBOX_UID = 1000
-SANDBOX_DIR = helper.SANDBOX_DIR
 # A box waits in its cgroup with at least this much memory: bwrap sets it up in there.
 MIN_START_MEMORY = 64 * 1024 * 1024
 UID_POOL_SIZE = 256
@@ -45,95 +44,6 @@ UID_RANGES = 16
 
 class SandboxUnavailable(Exception):
     """The host cannot run the native sandbox (no bwrap, not root, no cgroups)."""
-
-
-def _root_fs_args() -> list[str]:
-    args = ["--ro-bind", "/usr", "/usr"]
-    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
-        if os.path.islink(top):
-            args += ["--symlink", os.readlink(top), top]
-        elif os.path.isdir(top):
-            args += ["--ro-bind", top, top]
-    return args
-
-
-def _prepare_sandbox_dir(directory: Path, helper_path: str) -> list[str]:
-    """Fill the directory every box sees read-only at /.sandbox (the stub and the few /etc
-    files a program may read) and return bwrap's options for it.
-
-    One bind of one directory, with symlinks from /etc into it, instead of a bind per file:
-    bwrap re-reads the whole mount table for every bind it makes (to remount its submounts),
-    which is a good part of a box's start-up cost.
-    """
-    if directory.exists():
-        workdir.unmount_all_under(directory)
-        shutil.rmtree(directory)
-    directory.mkdir(parents=True)
-    # A tmpfs of the server's own, mounted without noexec: the state dir may be on a noexec
-    # mount (Debian's /run), and a bind keeps its source's mount flags.
-    nosuid, nodev = 0x2, 0x4
-    workdir.mount_tmpfs(directory, "mode=0755,size=8388608,nr_inodes=64", nosuid | nodev)
-    etc = directory / "etc"
-    etc.mkdir()
-    shutil.copyfile(helper_path, directory / "stub")
-    (directory / "stub").chmod(0o755)
-    (etc / "passwd").write_text(
-        f"root:x:0:0:root:/root:/bin/false\n"
-        f"runner:x:{SANDBOX_UID}:{SANDBOX_UID}:runner:{policy.ENVIRONMENT['HOME']}:/bin/bash\n"
-        "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
-    )
-    (etc / "group").write_text(f"root:x:0:\nrunner:x:{SANDBOX_UID}:\nnogroup:x:65534:\n")
-    (etc / "hosts").write_text("127.0.0.1 localhost execbox\n::1 localhost\n")
-    args = ["--perms", "0755", "--dir", "/etc"]
-    for name in ("ld.so.cache", "localtime"):
-        host = Path("/etc") / name
-        if host.is_symlink() and os.readlink(host).startswith("/usr/"):
-            args += ["--symlink", os.readlink(host), str(host)]  # e.g. a zoneinfo file
-        elif host.is_file():
-            # A copy taken at start: a library installed later is still found by ld.so's
-            # search of the default directories.
-            shutil.copyfile(host, etc / name)
-    for path in etc.iterdir():
-        path.chmod(0o644)
-        args += ["--symlink", f"{SANDBOX_DIR}/etc/{path.name}", f"/etc/{path.name}"]
-    etc.chmod(0o755)
-    workdir.remount_readonly(directory, nosuid | nodev)
-    return ["--ro-bind", str(directory), SANDBOX_DIR, *args]
-
-
-# What bwrap's --dev makes: the harmless character devices, and links to the descriptors.
-DEVICES = {
-    "null": (1, 3),
-    "zero": (1, 5),
-    "full": (1, 7),
-    "random": (1, 8),
-    "urandom": (1, 9),
-    "tty": (5, 0),
-}
-DEV_LINKS = {
-    "fd": "/proc/self/fd",
-    "stdin": "/proc/self/fd/0",
-    "stdout": "/proc/self/fd/1",
-    "stderr": "/proc/self/fd/2",
-}
-
-
-def _prepare_dev_dir(directory: Path) -> list[str]:
-    """A /dev for every box, made once: a small read-only tmpfs holding the device nodes that
-    bwrap's --dev would bind one by one into each box (six binds, each re-reading the whole
-    mount table: ~0.7 ms of CPU per box here). No pseudo-terminals (no devpts)."""
-    nosuid = 0x2  # devices must work here: not nodev
-    directory.mkdir(exist_ok=True)
-    workdir.mount_tmpfs(directory, "mode=0755,size=65536,nr_inodes=64", nosuid)
-    for name, (major, minor) in DEVICES.items():
-        os.mknod(directory / name, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
-        os.chmod(directory / name, 0o666)
-    for name, target in DEV_LINKS.items():
-        os.symlink(target, directory / name)
-    for name in ("shm", "pts"):
-        (directory / name).mkdir(mode=0o755)
-    workdir.remount_readonly(directory, nosuid)
-    return ["--dev-bind", str(directory), "/dev"]
 
 
 def claim_uid_range(first: int) -> tuple[int, int]:
@@ -187,7 +97,7 @@ class NativeSandbox:
         self._background = BackgroundTasks()
         self._pool: WarmPool[Profile, Box] = WarmPool(
             settings.warm_pool,
-            self._start_box,
+            self._new_box,
             self._dispose_soon,
             lambda box: box.alive,
             most=settings.warm_pool + 2 * settings.max_concurrency,
@@ -219,10 +129,10 @@ class NativeSandbox:
         except helper.HelperBuildError as err:
             raise SandboxUnavailable(str(err)) from err
         sandbox_dir = self.state / self.server / "sandbox"
-        sandbox_args = await asyncio.to_thread(_prepare_sandbox_dir, sandbox_dir, str(built))
+        sandbox_args = await asyncio.to_thread(rootfs.prepare_sandbox_dir, sandbox_dir, str(built))
         # The helper runs from the server's own tmpfs, whatever the state dir's mount options.
         self._helper = str(sandbox_dir / "stub")
-        dev_args = await asyncio.to_thread(_prepare_dev_dir, self.state / self.server / "dev")
+        dev_args = await asyncio.to_thread(rootfs.prepare_dev_dir, self.state / self.server / "dev")
         self._base_args = [
             "--unshare-all",
             "--unshare-user",
@@ -231,10 +141,10 @@ class NativeSandbox:
             "--new-session",
             # The stub is pid 1: no reaper process, and nothing inside can signal it.
             "--as-pid-1",
-            "--uid", str(SANDBOX_UID),
-            "--gid", str(SANDBOX_UID),
+            "--uid", str(rootfs.SANDBOX_UID),
+            "--gid", str(rootfs.SANDBOX_UID),
             "--hostname", "execbox",
-            *_root_fs_args(),
+            *rootfs.root_fs_args(),
             *sandbox_args,
             "--proc", "/proc",
             *dev_args,
@@ -288,9 +198,10 @@ class NativeSandbox:
     async def run(self, spec: StageSpec) -> StageResult:
         assert self._cgroups is not None, "start() first"
         profile = self._profile(spec)
-        box = await self._pool.take(profile) or await self._new_box(profile)
-        if isinstance(box, str):
-            return StageResult(None, None, b"", b"", internal_error=box)
+        try:
+            box = await self._pool.take(profile) or await self._new_box(profile)
+        except BoxStartError as err:
+            return StageResult(None, None, b"", b"", internal_error=str(err))
         self._live.add(box)
         try:
             result = await run_in_box(box, spec, self.settings.cpus_per_stage)
@@ -312,14 +223,8 @@ class NativeSandbox:
 
     # One box's start and end.
 
-    async def _start_box(self, profile: Profile) -> Box:
-        box = await self._new_box(profile)
-        if isinstance(box, str):
-            raise SandboxUnavailable(box)
-        return box
-
-    async def _new_box(self, profile: Profile) -> Box | str:
-        """A started box, or why it could not start."""
+    async def _new_box(self, profile: Profile) -> Box:
+        """A started box; BoxStartError when it did not start (what it made is removed)."""
         assert self._cgroups is not None and self._bwrap is not None
         uid = await self._uids.get()
         stage = uuid.uuid4().hex[:16]
@@ -333,7 +238,7 @@ class NativeSandbox:
             steps += ["tmpfs", str(work), workdir.tmpfs_options(size, uid)]
         try:
             cgroup = self._cgroups.adopt(stage, memory, pids)
-            box = await start_box(
+            return await start_box(
                 launcher=self._helper,
                 bwrap=self._bwrap,
                 options=self._options(profile, work),
@@ -345,12 +250,13 @@ class NativeSandbox:
                 profile=profile,
                 seccomp_program=self._seccomp,
             )
+        except BoxStartError:
+            self._background.spawn(self._cleanup(stage, work, uid))
+            raise
         except Exception as err:
             log.exception("sandbox start failure")
-            box = f"sandbox failure: {err}"
-        if isinstance(box, str):
             self._background.spawn(self._cleanup(stage, work, uid))
-        return box
+            raise BoxStartError(f"sandbox failure: {err}") from err
 
     async def _dispose_soon(self, box: Box) -> None:
         self._dispose(box)
