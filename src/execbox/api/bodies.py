@@ -3,7 +3,7 @@
 A body is read as strict JSON: UTF-8 text only; no NaN, Infinity or number that overflows
 to one; nesting at most ``MAX_DEPTH`` deep; no string (key or value) holding a lone UTF-16
 surrogate, which no file name, argument or program text can be written as. What it refuses
-is a ``BadBody``, answered as a 4xx in the dialect's own shape (errors.py). Bodies larger
+is a ``BadBody``, answered as a 4xx in the dialect's own shape (dialects.py). Bodies larger
 than ``OFFLOAD_BYTES`` are parsed in a worker thread, not on the event loop.
 """
 
