@@ -19,7 +19,10 @@ def test_isolation_probe(isolation_verified):
 # The uid a program sees, and the host uids it may run as, per backend.
 # (Docker: each container its own uid from 61500 on, the same inside, no user namespace.)
 INSIDE_UIDS = {"native": range(1000, 1001), "docker": range(61500, 62000)}
-HOST_UIDS = {"native": range(61000, 61500), "docker": range(61500, 62000)}
+# A native server takes the first free range of 256 (SANDBOX_UID_BASE + 1000 k): another
+# server on this host may hold the first.
+NATIVE_HOST_UIDS = [uid for k in range(16) for uid in range(61000 + 1000 * k, 61256 + 1000 * k)]
+HOST_UIDS = {"native": set(NATIVE_HOST_UIDS), "docker": range(61500, 62000)}
 
 
 def test_runs_as_unprivileged_user(run, client, backend):
