@@ -281,7 +281,9 @@ def assert_refused_in_dialect(response: httpx.Response, path: str, fragment: str
 
 
 def post_raw(server: Server, path: str, text: str) -> httpx.Response:
-    return httpx.post(server.url + path, content=text.encode(), timeout=60)
+    """A body as a JSON client sends it (Piston answers 415 to any other Content-Type)."""
+    headers = {"Content-Type": "application/json"}
+    return httpx.post(server.url + path, content=text.encode(), headers=headers, timeout=60)
 
 
 JSON_ROUTES = [
@@ -358,7 +360,11 @@ def test_a_surrogate_pair_is_text(server):
 
 
 def test_a_body_that_is_not_utf8_is_refused(server):
-    response = httpx.post(server.url + "/api/v2/execute", content=b'{"language": "\xff"}')
+    response = httpx.post(
+        server.url + "/api/v2/execute",
+        content=b'{"language": "\xff"}',
+        headers={"Content-Type": "application/json"},
+    )
     assert response.status_code == 400 and "UTF-8" in response.json()["message"]
 
 

@@ -16,21 +16,32 @@ from execbox.sandbox.native import helper
 from execbox.sandbox.warm_pool import WarmPool
 
 
-def warm_boxes() -> list[str]:
-    out = subprocess.run(["ps", "-eo", "pid=,uid=,args="], capture_output=True, text=True).stdout
+def warm_boxes(server_pid: int) -> list[str]:
+    """The waiting boxes of one server (other servers on the host have their own)."""
+    out = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True, text=True).stdout
+    rows = [line.split(None, 2) for line in out.splitlines()]
+    parent = {int(pid): int(ppid) for pid, ppid, _ in rows}
+
+    def descends(pid: int) -> bool:
+        while pid > 1:
+            pid = parent.get(pid, 0)
+            if pid == server_pid:
+                return True
+        return False
+
     return [
-        line.split()[0]
-        for line in out.splitlines()
-        if 61000 <= int(line.split()[1]) < 62000 and f"{helper.SANDBOX_PATH} stub " in line
+        pid
+        for pid, _, args in rows
+        if f"{helper.SANDBOX_PATH} stub " in args and descends(int(pid))
     ]
 
 
-def settled_boxes() -> set[str]:
+def settled_boxes(server_pid: int) -> set[str]:
     """The waiting boxes once the pool has stopped changing (refills run in the background)."""
     previous: set[str] = set()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        current = set(warm_boxes())
+        current = set(warm_boxes(server_pid))
         if current and current == previous:
             return current
         previous = current
@@ -38,18 +49,19 @@ def settled_boxes() -> set[str]:
     return previous
 
 
-def test_boxes_wait_ahead_and_are_used_once(run):
+def test_boxes_wait_ahead_and_are_used_once(run, server):
     run("bash", "echo warm-up")
-    before = settled_boxes()
+    pid = server.process.pid
+    before = settled_boxes(pid)
     assert before, "a warm pool keeps started sandboxes waiting"
     body = run("bash", "ls -A /tmp /box")
     assert body["status"] == "ok" and body["run"]["stdout"] == "/box:\nmain.sh\n\n/tmp:\n"
     # The box that ran the program is gone (its two processes: bwrap outside, the stub as the
     # sandbox's pid 1), however the pool refills.
     deadline = time.monotonic() + 10
-    while len(before - set(warm_boxes())) < 2 and time.monotonic() < deadline:
+    while len(before - set(warm_boxes(pid))) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert len(before - set(warm_boxes())) >= 2, "the box that was used must not wait again"
+    assert len(before - set(warm_boxes(pid))) >= 2, "the box that was used must not wait again"
 
 
 def test_without_a_warm_pool():
