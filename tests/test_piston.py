@@ -416,3 +416,24 @@ def test_one_stage_where_pistons_package_compiles_and_runs_at_once():
     failed = _report(Status.COMPILE_ERROR, stderr=b"Main.java:1: error\n", exit_code=1)
     body = response(ExecutionResult("java", "21", failed.status, failed, None), PistonDialect())
     assert body["run"] == body["compile"] and body["run"]["message"] == "Exited with error status 1"
+
+
+@pytest.mark.parametrize(
+    ("code", "succeeds"),
+    [
+        ('package main\nimport "fmt"\nfunc main() { fmt.Println("go") }', True),
+        ("package main\nfunc main() { undefined() }", False),
+    ],
+)
+def test_interactive_go_is_one_run_stage_as_in_piston(server, code, succeeds):
+    """Piston runs Go with `go run`: over the WebSocket it shows one run stage, whose exit is
+    the compiler's when the compile failed."""
+    with ws(server) as socket:
+        send_init(socket, "go", code)
+        events = events_until_close(socket, 120)
+    stages = [e for e in events if e["type"] in ("stage", "exit")]
+    assert stages[0] == {"type": "stage", "stage": "run"}, events
+    assert [e["stage"] for e in stages] == ["run", "run"], events
+    assert (stages[-1]["code"] == 0) is succeeds, events
+    if not succeeds:
+        assert "undefined" in "".join(e.get("data", "") for e in events)

@@ -22,7 +22,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from execbox.api.auth import Unauthorized, caller_of
 from execbox.api.bodies import BadBody, parse_json
 from execbox.api.piston import PistonError, as_text, engine_of, stage, to_execution
-from execbox.engine import ExecutionError, StageReport
+from execbox.engine import ExecutionError, StageReport, Status
 from execbox.executor import ClientGone, Executor
 from execbox.sandbox import Interactive
 from execbox.scheduler import Refused
@@ -87,8 +87,20 @@ async def connect(socket: WebSocket) -> None:
     async def on_output(stream: str, data: bytes) -> None:
         await send({"type": "data", "stream": stream, "data": as_text(data)})
 
+    # Piston shows Go and Java as one run stage (``go run``, ``java File.java``): their
+    # compile is announced as the run, and its end is shown only when it failed.
+    one_stage = not job.language.piston.compile_stage
+    announced: set[str] = set()
+
     async def on_stage(name: str, report: StageReport | None) -> None:
+        if one_stage and name == "compile":
+            if report is not None and report.status is Status.OK:
+                return
+            name = "run"
         if report is None:
+            if name in announced:
+                return  # a compile announced as the run, then the run itself
+            announced.add(name)
             await send({"type": "stage", "stage": name})
         else:
             body = stage(report)
