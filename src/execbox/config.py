@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     callback_allow_private: bool = False
     callback_timeout_s: float = 5.0
     callback_max_tries: int = 3
+    # Origins (comma-separated, e.g. https://docs.example.org) whose pages may call the API
+    # routes the embeddable snippets use (playground.CORS_PATHS); empty = same-origin only.
+    cors_origins: str = ""
 
     def docker_image_overrides(self) -> dict[str, str]:
         pairs = (item.split("=", 1) for item in self.docker_images.split(",") if "=" in item)

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from execbox import __version__
-from execbox.api import errors, judge0, piston, piston_interactive, submissions
+from execbox.api import errors, judge0, piston, piston_interactive, playground, submissions
 from execbox.api.middleware import BodyLimit, JSONBodies
 from execbox.api.routes import health, original, v1
 from execbox.config import Settings, get_settings
@@ -92,4 +92,5 @@ def create_app(
     app.add_middleware(
         BodyLimit, max_bytes=settings.max_request_bytes, timeout_s=settings.body_timeout_s
     )
+    playground.install(app, settings)
     return app
