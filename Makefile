@@ -7,6 +7,9 @@ BIN := $(VENV)/bin
 # Debian packages: the sandbox (bubblewrap), tools the tests use (procps, file), and toolchains,
 # each installed only when its command is missing (a machine may have its own node, JDK...).
 APT_COMMANDS := bwrap:bubblewrap ps:procps file:file go:golang-go g++:g++ gcc:gcc node:nodejs javac:default-jdk-headless rustc:rustc
+# Only for `make test` (a target-specific variable reaches `system` through `setup`): the
+# playground's browser tests need Debian's chromium and its driver.
+test: APT_COMMANDS += chromium:chromium chromedriver:chromium-driver
 
 .PHONY: run test test-vm setup system venv lint bench clean docker-images docker-service docker-native
 

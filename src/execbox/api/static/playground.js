@@ -19,7 +19,6 @@
   const editor = CodeMirror.fromTextArea($("code"), {
     lineNumbers: true,
     indentUnit: 4,
-    viewportMargin: Infinity,
     screenReaderLabel: "Code",
     extraKeys: {
       "Ctrl-Enter": () => run(),
