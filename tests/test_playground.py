@@ -19,6 +19,7 @@ from conftest import ROOT, Server, free_port
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
@@ -291,3 +292,36 @@ def test_phone_width_has_no_sideways_scrolling(site: Server, browser: WebDriver)
         assert browser.find_element(By.ID, "stdout").is_displayed()
     finally:
         browser.set_window_size(1280, 900)
+
+
+def test_keyboard_tab_indents_and_esc_tab_leaves_the_editor(
+    site: Server, browser: WebDriver
+) -> None:
+    open_playground(browser, site.url + "/")
+    set_code(browser, "")
+    field = browser.find_element(By.CSS_SELECTOR, ".CodeMirror textarea")
+    field.send_keys(Keys.TAB, "x")
+    assert code(browser) == "    x"
+    ActionChains(browser).send_keys(Keys.ESCAPE).send_keys(Keys.TAB).perform()
+    active = browser.switch_to.active_element
+    assert active.get_attribute("id") == "stdin", active.get_attribute("outerHTML")[:200]
+
+
+def test_api_key_is_typed_by_the_user_and_kept_in_session_storage(browser: WebDriver) -> None:
+    keyed = Server(env={"EXECBOX_API_KEYS": "s3cret"}).start()
+    try:
+        page = httpx.get(keyed.url + "/", headers={"accept": "text/html"})
+        assert page.status_code == 200 and "s3cret" not in page.text
+        browser.get(keyed.url + "/")
+        wait(browser, lambda d: status(d) == "error")
+        key = browser.find_element(By.ID, "api-key")
+        key.send_keys("s3cret", Keys.TAB)
+        wait(browser, lambda d: status(d) == "ready")
+        assert (
+            browser.execute_script("return sessionStorage.getItem('execbox-api-key')") == "s3cret"
+        )
+        assert run(browser) == "ok"
+        assert text(browser, "stdout") == "Hello, world!\n"
+        browser.execute_script("sessionStorage.clear()")
+    finally:
+        keyed.stop()

@@ -26,17 +26,30 @@
       Esc: () => {
         escaped = true;
       },
-      Tab: (cm) => (escaped ? leave() : cm.execCommand("defaultTab")),
-      "Shift-Tab": (cm) => (escaped ? leave() : cm.execCommand("indentLess")),
+      Tab: (cm) => (escaped ? leave(cm, 1) : cm.execCommand(tabCommand(cm))),
+      "Shift-Tab": (cm) => (escaped ? leave(cm, -1) : cm.execCommand("indentLess")),
     },
   });
   editor.on("keydown", (_cm, event) => {
     if (event.key !== "Escape" && event.key !== "Tab") escaped = false;
   });
 
-  function leave() {
+  function tabCommand(cm) {
+    if (cm.somethingSelected()) return "indentMore";
+    return cm.getOption("indentWithTabs") ? "insertTab" : "insertSoftTab";
+  }
+
+  // CodeMirror.Pass would fall through to its default keymap (which indents), so focus is
+  // moved here, to the next (or previous) focusable element.
+  function leave(cm, step) {
     escaped = false;
-    return CodeMirror.Pass;
+    const selector = "button, select, input, textarea, summary, [tabindex]";
+    const focusable = [...document.querySelectorAll(selector)].filter(
+      (el) => el.tabIndex >= 0 && !el.disabled && el.getClientRects().length > 0,
+    );
+    const here = focusable.indexOf(cm.getInputField());
+    const next = focusable[here + step];
+    if (next) next.focus();
   }
 
   function headers() {
@@ -85,6 +98,7 @@
     shownLanguage = name;
     const example = currentExample();
     editor.setOption("mode", example.mode || null);
+    editor.setOption("indentWithTabs", Boolean(example.tabs));
     const code = editor.getValue();
     if (!keepCode && (!code.trim() || code === before.hello)) editor.setValue(example.hello || "");
     updateNote();
