@@ -24,9 +24,46 @@ ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT_S = 120
 
 
+def _host_slowness() -> float:
+    """How many times slower than a usual machine this host starts a program: 1 on a usual
+    machine, about 10 in a software-emulated VM. Time limits and waits in tests scale with it,
+    so that what a test expects does not depend on the host's speed."""
+    times = []
+    for _ in range(5):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-S", "-c", "pass"], check=True)
+        times.append(time.perf_counter() - started)
+    return min(20.0, max(1.0, min(times) / 0.015))
+
+
+# EXECBOX_TEST_SLOWNESS sets it by hand (e.g. to try the stretched limits on a fast host).
+SLOWNESS = float(os.environ.get("EXECBOX_TEST_SLOWNESS") or _host_slowness())
+
+
+def slow(seconds: float) -> float:
+    """A duration a test allows for something, stretched on a slow host."""
+    return seconds * SLOWNESS
+
+
+def _limits_for_this_host() -> dict[str, str]:
+    """On a slow host, the servers' default time limits grow with it (a test that wants a
+    time limit to be hit asks for a small one itself)."""
+    if SLOWNESS < 1.5:
+        return {}
+    stretch = {
+        "RUN_WALL_TIME_MS": 5_000,
+        "RUN_CPU_TIME_MS": 3_000,
+        "COMPILE_WALL_TIME_MS": 20_000,
+        "COMPILE_CPU_TIME_MS": 15_000,
+        "MAX_WALL_TIME_MS": 60_000,
+        "MAX_CPU_TIME_MS": 30_000,
+    }
+    return {f"EXECBOX_{name}": str(int(ms * SLOWNESS)) for name, ms in stretch.items()}
+
+
 def wait_for(condition, timeout: float = 30, what: str = "the condition") -> None:
     """Poll until condition() is true; a slow host gets the whole timeout, a fast one none."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + slow(timeout)
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not happen within {timeout} s")
@@ -55,6 +92,7 @@ class Server:
             **os.environ,
             "EXECBOX_HOST": "127.0.0.1",
             "EXECBOX_PORT": str(self.port),
+            **_limits_for_this_host(),
             "EXECBOX_STATE_DIR": "/run/execbox-test",
             "EXECBOX_BACKEND": backend,
             "EXECBOX_SUBMISSIONS_DB": str(ROOT / ".pytest_cache" / f"submissions-{self.port}.db"),

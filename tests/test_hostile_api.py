@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from conftest import Server
+from conftest import Server, slow
 
-HEALTHZ_BUDGET_S = 0.1
+HEALTHZ_BUDGET_S = slow(0.1)
 BODY_TIMEOUT_S = 2
 MiB = 1024 * 1024
 

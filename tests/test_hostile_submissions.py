@@ -8,7 +8,7 @@ import sqlite3
 import time
 
 import httpx
-from conftest import Server
+from conftest import Server, slow
 
 from execbox.submissions.store import SCHEMA
 
@@ -140,12 +140,16 @@ def test_a_graceful_restart_does_not_count_as_an_attempt(tmp_path):
         "EXECBOX_MAX_CONCURRENCY": "1",
         "EXECBOX_SHUTDOWN_GRACE_S": "0.5",
     }
-    slow = {"language": "bash", "code": "sleep 3; echo slept", "limits": {"wall_time_ms": 20000}}
+    slow_one = {
+        "language": "bash",
+        "code": f"sleep {slow(3):.0f}; echo slept",
+        "limits": {"wall_time_ms": int(slow(20) * 1000)},
+    }
     id = None
     for _ in range(3):
         srv = Server(env=env).start()
         try:
-            id = id or submit(srv.url, slow)
+            id = id or submit(srv.url, slow_one)
             wait_state(srv.url, id, {"running"})
         finally:
             srv.stop(signal.SIGTERM)

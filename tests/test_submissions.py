@@ -12,7 +12,7 @@ import time
 
 import httpx
 import pytest
-from conftest import Server
+from conftest import Server, slow
 
 ADD = '#include <stdio.h>\nint main(){int a,b; scanf("%d %d",&a,&b); printf("%d\\n",a+b);}'
 
@@ -103,12 +103,12 @@ def test_a_crash_loses_no_submission(tmp_path):
     env = {"EXECBOX_SUBMISSIONS_DB": db, "EXECBOX_MAX_CONCURRENCY": "1"}
     first = Server(env=env).start()
     try:
-        slow = httpx.post(
+        slow_id = httpx.post(
             first.url + "/api/v1/submissions",
             json={
                 "language": "bash",
-                "code": "sleep 3; echo slow",
-                "limits": {"wall_time_ms": 20000},
+                "code": f"sleep {slow(3):.0f}; echo slow",
+                "limits": {"wall_time_ms": int(slow(20) * 1000)},
             },
         ).json()["id"]
         quick = [
@@ -119,7 +119,7 @@ def test_a_crash_loses_no_submission(tmp_path):
             for i in range(4)
         ]
         # The slow one is running, the others wait behind it (one slot).
-        wait_state(first.url, slow, "running")
+        wait_state(first.url, slow_id, "running")
         states = [httpx.get(f"{first.url}/api/v1/submissions/{id}").json() for id in quick]
         assert [s["state"] for s in states] == ["queued"] * 4
     except BaseException:
@@ -128,7 +128,7 @@ def test_a_crash_loses_no_submission(tmp_path):
     first.stop(signal.SIGKILL)  # the next server removes what this one leaves
     second = Server(env=env).start()
     try:
-        assert wait_done(second.url, slow)["result"]["run"]["stdout"] == "slow\n"
+        assert wait_done(second.url, slow_id)["result"]["run"]["stdout"] == "slow\n"
         outputs = [wait_done(second.url, id)["result"]["run"]["stdout"] for id in quick]
         assert outputs == [f"quick {i}\n" for i in range(4)]
     finally:
