@@ -9,6 +9,7 @@ import time
 
 import httpx
 import pytest
+from conftest import Server
 from websockets.sync.client import connect
 
 from execbox.api.piston import response
@@ -437,3 +438,20 @@ def test_interactive_go_is_one_run_stage_as_in_piston(server, code, succeeds):
     assert (stages[-1]["code"] == 0) is succeeds, events
     if not succeeds:
         assert "undefined" in "".join(e.get("data", "") for e in events)
+
+
+def test_interactive_key_in_the_init_message_when_keys_are_required():
+    """A browser's WebSocket cannot send headers: with API keys configured, the key may come
+    in the init message (as execbox's playground sends it)."""
+    keyed = Server(env={"EXECBOX_API_KEYS": "secret"}).start()
+    try:
+        answers = {}
+        for key in ("secret", "wrong"):
+            with ws(keyed) as socket:
+                send_init(socket, "bash", "echo keyed", api_key=key)
+                answers[key] = events_until_close(socket)
+    finally:
+        keyed.stop()
+    assert answers["secret"][0]["type"] == "runtime", answers
+    assert "keyed\n" in "".join(e.get("data", "") for e in answers["secret"])
+    assert answers["wrong"][0]["type"] == "error", answers

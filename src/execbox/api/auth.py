@@ -20,12 +20,20 @@ class Unauthorized(Exception):
         self.message = message
 
 
-def caller_of(connection: HTTPConnection) -> str:
+def caller_of(connection: HTTPConnection, given_key: str | None = None) -> str:
     """Who is asking: the API key when keys are configured (then one is required), else the
-    client's address. Used for fairness and in logs; a key is never logged whole."""
+    client's address. Used for fairness and in logs; a key is never logged whole.
+
+    ``given_key``: a key sent in the body where headers cannot carry it (a browser's
+    WebSocket sends its key in the init message)."""
     keys: frozenset[str] = connection.app.state.api_keys
     if keys:
-        key = connection.headers.get("x-api-key") or connection.headers.get("x-auth-token") or ""
+        key = (
+            connection.headers.get("x-api-key")
+            or connection.headers.get("x-auth-token")
+            or given_key
+            or ""
+        )
         if key not in keys:
             raise Unauthorized("a valid X-API-Key header is required")
         return "key:" + hashlib.sha256(key.encode()).hexdigest()[:12]

@@ -75,7 +75,8 @@ async def connect(socket: WebSocket) -> None:
     if not isinstance(event, dict) or event.get("type") != "init":
         return await close("not_initialized")
     try:
-        caller = caller_of(socket)
+        api_key = event.get("api_key")
+        caller = caller_of(socket, api_key if isinstance(api_key, str) else None)
         job = engine.prepare(to_execution(event))
     except (Unauthorized, PistonError, ExecutionError) as err:
         await send({"type": "error", "message": err.message})

@@ -212,6 +212,9 @@
     if (chosen.wall_time_ms) init.run_timeout = chosen.wall_time_ms;
     if (chosen.cpu_time_ms) init.run_cpu_time = chosen.cpu_time_ms;
     if (chosen.memory_mb) init.run_memory_limit = chosen.memory_mb * 1048576;
+    // A browser's WebSocket cannot send headers: the key travels in the init message.
+    const key = sessionStorage.getItem(KEY_STORAGE);
+    if (key) init.api_key = key;
     socket.onopen = () => socket.send(JSON.stringify(init));
     socket.onmessage = (message) => {
       const event = JSON.parse(message.data);
