@@ -557,3 +557,27 @@ def test_v1_batch_body_errors_are_422_with_the_field(server):
     assert "submissions.0.language" in response.json()["message"]
     response = post_raw(server, "/api/v1/submissions/batch", json.dumps({"submissions": []}))
     assert response.status_code == 422, response.text
+
+
+@pytest.mark.parametrize("path", ["/api/v1/execute", "/api/v2/execute", "/submissions"])
+def test_a_body_of_millions_of_tiny_values_does_not_stall_the_loop(server, path):
+    """Parsing builds its objects under the GIL: a body of millions of values would stall
+    the event loop even from a thread. It is parsed and refused in a worker process."""
+    body = b'{"language": "bash", "code": "echo", "args": [' + b",".join([b"0"] * 4_000_000) + b"]}"
+    headers = {"Content-Type": "application/json"}
+
+    def attack() -> httpx.Response:
+        return httpx.post(server.url + path, content=body, headers=headers, timeout=60)
+
+    response, slowest = while_healthz_polled(server, attack)
+    assert 400 <= response.status_code < 500, response.text
+    assert "more than 100000 JSON values" in response.text
+    assert slowest < HEALTHZ_BUDGET_S, f"/healthz took {slowest * 1000:.0f} ms during the body"
+
+
+def test_a_large_ordinary_body_still_runs(server):
+    code = "# " + "x" * (2 * 1024 * 1024) + "\necho big"
+    response = httpx.post(
+        server.url + "/api/v1/execute", json={"language": "bash", "code": code}, timeout=60
+    )
+    assert response.status_code == 200 and response.json()["run"]["stdout"] == "big\n"

@@ -2,9 +2,14 @@
 
 A body is read as strict JSON: UTF-8 text only; no NaN, Infinity or number that overflows
 to one; nesting at most ``MAX_DEPTH`` deep; no string (key or value) holding a lone UTF-16
-surrogate, which no file name, argument or program text can be written as. What it refuses
-is a ``BadBody``, answered as a 4xx in the dialect's own shape (dialects.py). Bodies larger
-than ``OFFLOAD_BYTES`` are parsed in a worker thread, not on the event loop.
+surrogate, which no file name, argument or program text can be written as; at most
+``MAX_VALUES`` values. What it refuses is a ``BadBody``, answered as a 4xx in the dialect's
+own shape (dialects.py).
+
+Bodies larger than ``OFFLOAD_BYTES`` are parsed in a worker process: parsing builds its objects
+under the GIL, so even in a thread a body of millions of tiny values would stall the event loop
+for a good part of a second. The worker refuses such a body itself; only a value that passed
+(a few values, however long its strings) comes back.
 """
 
 from __future__ import annotations
@@ -12,15 +17,21 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import multiprocessing
 import re
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from fastapi import HTTPException, Request, Response
 from fastapi.routing import APIRoute
 
 MAX_DEPTH = 32
+# Far above any real request (a batch of 100 submissions holds a few thousand values).
+MAX_VALUES = 100_000
 OFFLOAD_BYTES = 64 * 1024
+PARSERS = 2
 # A surrogate can only reach a parsed string through a \uD800-\uDFFF escape: the text itself
 # is strict UTF-8, which cannot encode one.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -52,10 +63,58 @@ def parse_json(raw: bytes | str) -> Any:
     return value
 
 
+def _check_count(value: Any) -> None:
+    count, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise BadBody(f"the body holds more than {MAX_VALUES} JSON values")
+        if type(item) is dict:
+            count += len(item)  # the keys
+            stack.extend(item.values())
+        elif type(item) is list:
+            stack.extend(item)
+
+
+def _parse_bounded(raw: bytes) -> tuple[bool, Any]:
+    """In a worker process: (True, value), or (False, why it is refused)."""
+    try:
+        value = parse_json(raw)
+        _check_count(value)
+    except BadBody as err:
+        return False, err.message
+    return True, value
+
+
+_parsers: ProcessPoolExecutor | None = None
+
+
+def _pool() -> ProcessPoolExecutor:
+    global _parsers
+    if _parsers is None:
+        # spawn: a fork of the server would copy its threads, descriptors and sandboxes.
+        context = multiprocessing.get_context("spawn")
+        _parsers = ProcessPoolExecutor(PARSERS, mp_context=context)
+    return _parsers
+
+
 async def load_json(raw: bytes) -> Any:
-    if len(raw) > OFFLOAD_BYTES:
-        return await asyncio.to_thread(parse_json, raw)
-    return parse_json(raw)
+    if len(raw) <= OFFLOAD_BYTES:
+        value = parse_json(raw)
+        _check_count(value)
+        return value
+    global _parsers
+    try:
+        passed, value = await asyncio.get_running_loop().run_in_executor(
+            _pool(), _parse_bounded, raw
+        )
+    except BrokenProcessPool:
+        _parsers = None  # a parser died (killed for its memory): the next body gets a new one
+        raise BadBody("the body could not be read") from None
+    if not passed:
+        raise BadBody(value)
+    return value
 
 
 def _no_constant(name: str) -> Any:
