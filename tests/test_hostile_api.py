@@ -141,6 +141,21 @@ def test_zip_with_too_many_entries_is_refused(server):
     assert "entries" in response.json()["additional_files"][0]
 
 
+def test_zip_with_a_corrupt_deflate_stream_is_refused(server):
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("f0.txt", "hello " * 1000)
+    data = bytearray(buffer.getvalue())
+    start = 30 + len("f0.txt")  # the local header, then the compressed bytes
+    data[start : start + 8] = b"\xff" * 8
+    response = judge0_with_zip(server, bytes(data))
+    assert response.status_code == 422, response.text
+    assert "additional_files" in response.json()
+
+
 def test_honest_zip_still_works(server):
     import io
     import zipfile
@@ -581,3 +596,23 @@ def test_a_large_ordinary_body_still_runs(server):
         server.url + "/api/v1/execute", json={"language": "bash", "code": code}, timeout=60
     )
     assert response.status_code == 200 and response.json()["run"]["stdout"] == "big\n"
+
+
+def test_a_websocket_message_of_many_tiny_values_is_refused_without_stalling(server):
+    """Every WebSocket message is read as a body is: at most MAX_VALUES values, a large one
+    parsed in a worker process."""
+    from websockets.sync.client import connect
+
+    message = '{"type": "x", "a": [' + ",".join(["[]"] * 300_000) + "]}"
+
+    def attack() -> httpx.Response:
+        url = server.url.replace("http://", "ws://") + "/api/v2/connect"
+        with connect(url, open_timeout=10, max_size=None) as socket:
+            socket.send(message)
+            reply = json.loads(socket.recv(timeout=30))
+        return httpx.Response(200, json=reply)
+
+    response, slowest = while_healthz_polled(server, attack)
+    assert response.json()["type"] == "error", response.json()
+    assert "more than 100000 JSON values" in response.json()["message"]
+    assert slowest < HEALTHZ_BUDGET_S, f"/healthz took {slowest * 1000:.0f} ms during it"

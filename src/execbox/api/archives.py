@@ -59,7 +59,16 @@ def unzip(data: bytes, max_files: int, max_bytes: int) -> list[SourceFile]:
                 budget -= len(content)
                 files.append(SourceFile(info.filename, content))
             return files
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError) as err:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        zlib.error,  # a corrupt deflate stream
+        struct.error,
+        NotImplementedError,  # a compression method zipfile lacks
+        ValueError,
+        OSError,
+        EOFError,
+    ) as err:
         if isinstance(err, BadArchive):
             raise
         raise BadArchive("is not a valid zip archive") from None

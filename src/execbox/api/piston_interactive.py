@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from execbox.api.auth import Unauthorized, caller_of
-from execbox.api.bodies import BadBody, parse_json
+from execbox.api.bodies import BadBody, load_json
 from execbox.api.piston import PistonError, as_text, engine_of, stage, to_execution
 from execbox.engine import ExecutionError, StageReport, Status
 from execbox.executor import ClientGone, Executor
@@ -36,6 +36,7 @@ MAX_MESSAGE_BYTES = 1024 * 1024
 MAX_QUEUED_MESSAGES = 4
 STDIN_QUEUE_PIECES = 4
 INIT_TIMEOUT_S = 1.0
+SIGNALS_PENDING = 8
 CLOSE = {
     "already_initialized": (4000, "Already Initialized"),
     "init_timeout": (4001, "Initialization Timeout"),
@@ -68,7 +69,7 @@ async def connect(socket: WebSocket) -> None:
     except WebSocketDisconnect:
         return
     try:
-        event = parse_json(message)
+        event = await _parsed(message)
     except BadBody as err:
         await send({"type": "error", "message": err.message})
         return await close("error")
@@ -83,7 +84,10 @@ async def connect(socket: WebSocket) -> None:
         return await close("error")
     await send({"type": "runtime", "language": job.language.name, "version": job.runtime.version})
 
-    interactive = Interactive(stdin=asyncio.Queue(maxsize=STDIN_QUEUE_PIECES))
+    interactive = Interactive(
+        stdin=asyncio.Queue(maxsize=STDIN_QUEUE_PIECES),
+        signals=asyncio.Queue(maxsize=SIGNALS_PENDING),
+    )
 
     async def on_output(stream: str, data: bytes) -> None:
         await send({"type": "data", "stream": stream, "data": as_text(data)})
@@ -119,7 +123,7 @@ async def connect(socket: WebSocket) -> None:
         while True:
             text = await _receive(socket)
             try:
-                item = parse_json(text)
+                item = await _parsed(text)
             except BadBody as err:
                 await send({"type": "error", "message": err.message})
                 await close("error")
@@ -146,7 +150,9 @@ async def connect(socket: WebSocket) -> None:
                     if number is None:
                         await close("bad_signal")
                         raise WebSocketDisconnect(CLOSE["bad_signal"][0])
-                    interactive.signals.put_nowait(number)
+                    # A few pending are enough (the first kill ends the run); more are dropped.
+                    with contextlib.suppress(asyncio.QueueFull):
+                        interactive.signals.put_nowait(number)
                 case _:
                     await send({"type": "error", "message": "unknown message type"})
 
@@ -184,3 +190,10 @@ def _signal(value: Any) -> int | None:
     else:
         return None
     return int(number) if number in {int(s) for s in signals.Signals} else None
+
+
+async def _parsed(message: str | bytes) -> Any:
+    """A message read as a body is (bodies.load_json): bounded in values, and a large one
+    parsed off the event loop."""
+    raw = message.encode("utf-8", "surrogatepass") if isinstance(message, str) else message
+    return await load_json(raw)

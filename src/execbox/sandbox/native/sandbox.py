@@ -257,6 +257,10 @@ class NativeSandbox:
             log.exception("sandbox start failure")
             self._background.spawn(self._cleanup(stage, work, uid))
             raise BoxStartError(f"sandbox failure: {err}") from err
+        except BaseException:
+            # Cancelled (its client left): what was made goes, and the uid comes back.
+            self._background.spawn(self._cleanup(stage, work, uid))
+            raise
 
     async def _dispose_soon(self, box: Box) -> None:
         self._dispose(box)
