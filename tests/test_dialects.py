@@ -49,6 +49,9 @@ def serve(tmp_path, scenario: Scenario, **overrides) -> None:
     asyncio.run(main())
 
 
+JSON = {"Content-Type": "application/json"}
+
+
 def is_execbox(body: dict, code: str) -> bool:
     return body["error"] == code and isinstance(body["message"], str)
 
@@ -83,6 +86,10 @@ def test_every_dialect_asks_for_the_key_in_its_own_shape(tmp_path):
             assert (await client.get(path, headers=KEY)).status_code == 200, path
         for path in ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"):
             assert (await client.get(path)).status_code == 200, path
+        # The key is checked before the body is read: a bad body without a key is a 401.
+        for path in ("/api/v1/execute", "/", "/api/v2/execute", "/submissions"):
+            bad = await client.post(path, content=b"[NaN]", headers=JSON)
+            assert bad.status_code == 401, (path, bad.text)
 
     serve(tmp_path, scenario)
 

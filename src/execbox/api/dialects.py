@@ -147,9 +147,13 @@ def _route_class(dialect: Dialect) -> type[JSONRoute]:
 
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handler = super().get_route_handler()
+            needs_key = any(d.dependency is caller_of for d in self.dependencies)
 
             async def answered(request: Request) -> Response:
                 try:
+                    if needs_key:
+                        # Before the body is read: without a key, no body is ever parsed.
+                        caller_of(request)
                     return await handler(request)
                 except Exception as exc:
                     return dialect.respond(request, exc)
