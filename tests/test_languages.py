@@ -9,6 +9,75 @@ import pytest
 # Every test here runs against both sandbox backends.
 BACKENDS = ("native", "docker")
 
+ASM_ECHO = """\
+; Read one line of stdin, print it reversed, then each argument on its own line.
+global _start
+section .bss
+buf: resb 4096
+section .text
+_start:
+    xor eax, eax            ; read(0, buf, 4096)
+    xor edi, edi
+    lea rsi, [rel buf]
+    mov edx, 4096
+    syscall
+    lea rbx, [rel buf]
+    xor ecx, ecx            ; line length: up to the newline
+.len:
+    cmp rcx, rax
+    jge .rev
+    cmp byte [rbx + rcx], 10
+    je .rev
+    inc rcx
+    jmp .len
+.rev:
+    mov r12, rcx            ; reverse buf[0..len) in place
+    xor esi, esi
+    lea rdi, [rcx - 1]
+.swap:
+    cmp rsi, rdi
+    jge .print
+    mov al, [rbx + rsi]
+    mov dl, [rbx + rdi]
+    mov [rbx + rsi], dl
+    mov [rbx + rdi], al
+    inc rsi
+    dec rdi
+    jmp .swap
+.print:
+    mov byte [rbx + r12], 10
+    lea rdx, [r12 + 1]
+    mov rsi, rbx
+    call write
+    mov r13, [rsp]          ; argc, then argv[1..]
+    mov r14, 1
+.args:
+    cmp r14, r13
+    jge .exit
+    mov rsi, [rsp + 8 + r14 * 8]
+    xor edx, edx
+.strlen:
+    cmp byte [rsi + rdx], 0
+    je .out
+    inc rdx
+    jmp .strlen
+.out:
+    mov byte [rsi + rdx], 10
+    inc rdx
+    call write
+    inc r14
+    jmp .args
+.exit:
+    mov eax, 60
+    xor edi, edi
+    syscall
+write:                      ; write(1, rsi, rdx)
+    mov eax, 1
+    mov edi, 1
+    syscall
+    ret
+"""
+
 HELLO = {
     "python": 'print("Hello world!")',
     "bash": 'echo "Hello world!"',
@@ -19,6 +88,19 @@ HELLO = {
     "rust": 'fn main() { println!("Hello world!"); }\n',
     "c++": '#include <iostream>\nint main() { std::cout << "Hello world!" << std::endl; }\n',
     "c": '#include <stdio.h>\nint main(void) { puts("Hello world!"); return 0; }\n',
+    "ruby": 'puts "Hello world!"',
+    "php": '<?php\necho "Hello world!\\n";\n',
+    "perl": 'print "Hello world!\\n";',
+    "lua": 'print("Hello world!")',
+    "sqlite3": "SELECT 'Hello world!';",
+    "clang": '#include <stdio.h>\nint main(void) { puts("Hello world!"); return 0; }\n',
+    "clang++": '#include <iostream>\nint main() { std::cout << "Hello world!" << std::endl; }\n',
+    "typescript": 'const greeting: string = "Hello world!";\nconsole.log(greeting);\n',
+    "nasm": "global _start\nsection .data\nmsg: db 'Hello world!', 10\nsection .text\n_start:\n"
+    " mov eax, 1\n mov edi, 1\n lea rsi, [rel msg]\n mov edx, 13\n syscall\n"
+    " mov eax, 60\n xor edi, edi\n syscall\n",
+    "tcl": 'puts "Hello world!"',
+    "pypy": 'print("Hello world!")',
 }
 
 # Read one line of stdin and print it reversed, then the arguments, one per line.
@@ -47,6 +129,29 @@ ECHO = {
     ' fgets(l, sizeof l, stdin); l[strcspn(l, "\\n")] = 0;\n'
     " for (int i = strlen(l) - 1; i >= 0; i--) putchar(l[i]); putchar('\\n');\n"
     " for (int i = 1; i < n; i++) puts(v[i]); }\n",
+    "ruby": "puts $stdin.gets.chomp.reverse\nARGV.each { |a| puts a }\n",
+    "php": '<?php\necho strrev(rtrim(fgets(STDIN), "\\n")), "\\n";\n'
+    'foreach (array_slice($argv, 1) as $a) echo $a, "\\n";\n',
+    "perl": 'my $l = <STDIN>; chomp $l;\nprint scalar reverse($l), "\\n";\nprint "$_\\n" for @ARGV;\n',
+    "lua": "print(io.read('l'):reverse())\nfor _, a in ipairs(arg) do print(a) end\n",
+    # stdin through .import; the args are bound as ?1, ?2... (temp.sqlite_parameters).
+    "sqlite3": "CREATE TABLE input(line TEXT);\n.import '|cat' input\n"
+    "WITH RECURSIVE r(i, s) AS (SELECT length(line), '' FROM input\n"
+    "  UNION ALL SELECT i - 1, s || substr((SELECT line FROM input), i, 1) FROM r WHERE i > 0)\n"
+    "SELECT s FROM r WHERE i = 0;\nSELECT value FROM temp.sqlite_parameters ORDER BY key;\n",
+    "clang": "#include <stdio.h>\n#include <string.h>\nint main(int n, char** v) { char l[100];\n"
+    ' fgets(l, sizeof l, stdin); l[strcspn(l, "\\n")] = 0;\n'
+    " for (int i = strlen(l) - 1; i >= 0; i--) putchar(l[i]); putchar('\\n');\n"
+    " for (int i = 1; i < n; i++) puts(v[i]); }\n",
+    "clang++": "#include <bits/stdc++.h>\nint main(int n, char** v) { std::string l;\n"
+    " std::getline(std::cin, l); std::reverse(l.begin(), l.end());\n"
+    " std::cout << l << '\\n'; for (int i = 1; i < n; i++) std::cout << v[i] << '\\n'; }\n",
+    "typescript": "const line: string = require('fs').readFileSync(0, 'utf8').split('\\n')[0];\n"
+    "console.log([...line].reverse().join(''));\n"
+    "process.argv.slice(2).forEach((a: string) => console.log(a));\n",
+    "nasm": ASM_ECHO,
+    "tcl": "puts [string reverse [gets stdin]]\nforeach a $argv { puts $a }\n",
+    "pypy": "import sys\nprint(input()[::-1])\nfor a in sys.argv[1:]: print(a)\n",
 }
 
 # A runtime error, and the text (or texts) the message must contain.
@@ -64,6 +169,29 @@ CRASH = {
     "rust": ('fn main() { panic!("boom"); }\n', ("boom", "main.rs:1:13")),
     "c++": ('#include <stdexcept>\nint main() { throw std::runtime_error("boom"); }\n', "boom"),
     "c": ('#include <stdio.h>\nint main(void) { fprintf(stderr, "boom\\n"); return 3; }\n', "boom"),
+    "ruby": ("x = 1\nraise 'boom'\n", ("main.rb:2", "boom (RuntimeError)")),
+    "php": ("<?php\nthrow new Exception('boom');\n", ("Uncaught Exception: boom", "main.php:2")),
+    "perl": ('my $x = 1;\ndie "boom";\n', "boom at main.pl line 2."),
+    "lua": ("local x = 1\nerror('boom')\n", "main.lua:2: boom"),
+    "sqlite3": ("SELECT 1;\nSELECT * FROM no_such_table;\n", "no such table: no_such_table"),
+    "clang": (
+        '#include <stdio.h>\nint main(void) { fprintf(stderr, "boom\\n"); return 3; }\n',
+        "boom",
+    ),
+    "clang++": ('#include <stdexcept>\nint main() { throw std::runtime_error("boom"); }\n', "boom"),
+    "typescript": (
+        "const x: number = 1;\nthrow new Error('boom');\n",
+        ("Error: boom", "main.js:2"),
+    ),
+    # write(2, "boom\n", 5); exit(3)
+    "nasm": (
+        "global _start\nsection .data\nmsg: db 'boom', 10\nsection .text\n_start:\n"
+        " mov eax, 1\n mov edi, 2\n lea rsi, [rel msg]\n mov edx, 5\n syscall\n"
+        " mov eax, 60\n mov edi, 3\n syscall\n",
+        "boom",
+    ),
+    "tcl": ("set x 1\nerror boom\n", ("boom", "line 2")),
+    "pypy": ("x = 1\nraise ValueError('boom')\n", ("ValueError: boom", "line 2")),
 }
 
 # A compile error on line 2, and what the compiler's message must contain.
@@ -76,9 +204,36 @@ COMPILE_ERROR = {
     "rust": ('fn main() {\n let x: i32 = "s"; }\n', "main.rs:2"),
     "c++": ("int main() {\n return undefined_thing; }\n", "main.cpp:2"),
     "c": ("int main(void) {\n return undefined_thing; }\n", "main.c:2"),
+    "clang": ("int main(void) {\n return undefined_thing; }\n", "main.c:2"),
+    "clang++": ("int main() {\n return undefined_thing; }\n", "main.cpp:2"),
+    "typescript": ('let x: number = 1;\nx = "s";\n', "main.ts(2,"),
+    "nasm": ("section .text\n no_such_instruction eax\n", "main.asm:2:"),
 }
 
 LANGUAGES = list(HELLO)
+
+# The Judge0 CE ids a Judge0 client sends for them.
+JUDGE0_IDS = {
+    "python": 71,
+    "bash": 46,
+    "javascript": 63,
+    "go": 60,
+    "java": 62,
+    "rust": 73,
+    "c++": 54,
+    "c": 50,
+    "ruby": 72,
+    "php": 68,
+    "perl": 85,
+    "lua": 64,
+    "sqlite3": 82,
+    "clang": 75,
+    "clang++": 76,
+    "typescript": 74,
+    "nasm": 45,
+}
+
+ECHOED = "dlrow olleh\none\ntwo words\n-x\n"
 
 
 def test_every_language_is_listed_and_available(client):
@@ -107,6 +262,52 @@ def test_stdin_and_args(run, language):
     body = run(language, ECHO[language], stdin="hello world\n", args=["one", "two words", "-x"])
     assert body["status"] == "ok", body
     assert body["run"]["stdout"] == "dlrow olleh\none\ntwo words\n-x\n"
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_piston_runs_every_language(client, language):
+    body = client.post(
+        "/api/v2/execute",
+        json={
+            "language": language,
+            "version": "*",
+            "files": [{"content": ECHO[language]}],
+            "stdin": "hello world\n",
+            "args": ["one", "two words", "-x"],
+        },
+    ).json()
+    assert body["language"] == language, body
+    assert body["run"]["stdout"] == ECHOED, body
+    assert body["run"]["code"] == 0
+
+
+@pytest.mark.parametrize("language", list(JUDGE0_IDS))
+def test_judge0_ids_run_every_language(client, language):
+    def submit(source: str, **fields) -> dict:
+        fields = {"language_id": JUDGE0_IDS[language], "source_code": source, **fields}
+        return client.post("/submissions?wait=true", json=fields).json()
+
+    echoed = submit(
+        ECHO[language], stdin="hello world\n", command_line_arguments="one 'two words' -x"
+    )
+    assert echoed["status"]["description"] == "Accepted", echoed
+    assert echoed["stdout"] == ECHOED
+    crashed = submit(CRASH[language][0])
+    assert crashed["status"]["description"].startswith("Runtime Error"), crashed
+    assert "boom" in crashed["stderr"] or "no such table" in crashed["stderr"]
+    if language in COMPILE_ERROR:
+        broken = submit(COMPILE_ERROR[language][0])
+        assert broken["status"]["description"] == "Compilation Error", broken
+        assert ":2" in broken["compile_output"] or "(2," in broken["compile_output"], broken
+
+
+def test_judge0_lists_each_language_with_its_installed_version(client):
+    listed = {item["id"]: item["name"] for item in client.get("/languages").json()}
+    versions = {x["language"]: x["version"] for x in client.get("/api/v1/languages").json()}
+    assert listed[72] == f"Ruby ({versions['ruby']})"
+    assert listed[75] == f"C (Clang {versions['clang']})"
+    assert listed[82] == f"SQL (SQLite {versions['sqlite3']})"
+    assert listed[45] == f"Assembly (NASM {versions['nasm']})"
 
 
 def test_unicode_stdin_round_trips(run):

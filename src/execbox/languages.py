@@ -238,6 +238,8 @@ def _language(key: str, data: dict, shell: Shell, images: dict[str, str]) -> Lan
             reason = f"{name}: toolchain directory {missing[0]} does not exist"
         elif binary.startswith("/") and not os.access(binary, os.X_OK):
             reason = f"{name}: {binary} is not executable"
+    if reason is not None and data.get("install"):
+        reason += _install_hint(str(data["install"]), on_host=shell is host_shell)
     pattern = data.get("entry_pattern")
     aliases = [str(alias) for alias in data.get("aliases", [])]
     lean = None
@@ -270,6 +272,13 @@ def _language(key: str, data: dict, shell: Shell, images: dict[str, str]) -> Lan
         judge0=_judge0(name, data.get("judge0", {})),
         piston=_piston(name, data.get("piston", {})),
     )
+
+
+def _install_hint(packages: str, on_host: bool) -> str:
+    """How to get a missing toolchain: its Debian packages here, or a rebuilt runtime image."""
+    if on_host:
+        return f"; install it with `apt-get install {packages}` (`make languages` installs all)"
+    return f"; its image lacks the Debian packages {packages} (`make docker-images` rebuilds it)"
 
 
 def _judge0(name: str, data: dict) -> Judge0Dialect:
