@@ -11,12 +11,16 @@ APT_COMMANDS := bwrap:bubblewrap ps:procps file:file go:golang-go g++:g++ gcc:gc
 # playground's browser tests need Debian's chromium and its driver.
 test: APT_COMMANDS += chromium:chromium chromedriver:chromium-driver
 
-.PHONY: run test test-vm setup system venv lint bench clean docker-images docker-service docker-native
+# The languages beyond the seed set (`make languages`; `make test` installs them): the same
+# command:package pairs, each installed only when its command is missing.
+LANGUAGES_APT := ruby:ruby php:php-cli perl:perl lua5.4:lua5.4 sqlite3:sqlite3 clang:clang tsc:node-typescript nasm:nasm tclsh:tcl pypy3:pypy3
+
+.PHONY: run test test-vm setup system venv lint bench clean docker-images docker-service docker-native languages
 
 run: setup
 	$(BIN)/execbox serve
 
-test: setup docker-images
+test: setup languages docker-images
 	$(BIN)/ruff check src tests
 	$(BIN)/pytest -q
 
@@ -34,6 +38,9 @@ system:
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing </dev/null; \
 	fi
+
+languages:
+	@$(MAKE) --no-print-directory system APT_COMMANDS='$(LANGUAGES_APT)'
 
 venv: $(VENV)/.installed
 
