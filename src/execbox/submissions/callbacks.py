@@ -16,6 +16,8 @@ import asyncio
 import ipaddress
 import logging
 import socket
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from urllib.parse import urlsplit
 
 import httpx
@@ -79,13 +81,17 @@ def _parse(url: str) -> tuple[str, int]:
         raise ForbiddenDestination("callback_url has an invalid port") from None
 
 
+RESOLVER_THREADS = 4
+# Lookups get threads of their own: one that hangs keeps its thread past our timeout, and in
+# the loop's shared pool it would hold up the sandbox's own work (cleanups, file collection).
+_resolvers = ThreadPoolExecutor(RESOLVER_THREADS, thread_name_prefix="execbox-dns")
+
+
 async def _resolve(host: str, port: int, timeout_s: float) -> list[IPAddress]:
     loop = asyncio.get_running_loop()
+    lookup = partial(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     try:
-        # The loop's getaddrinfo runs in a worker thread: a slow resolver blocks nothing.
-        infos = await asyncio.wait_for(
-            loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout_s
-        )
+        infos = await asyncio.wait_for(loop.run_in_executor(_resolvers, lookup), timeout_s)
     except TimeoutError:
         raise ForbiddenDestination(
             f"callback_url host {host!r} did not resolve within {timeout_s:g} s"
@@ -131,7 +137,13 @@ class CallbackSender:
         self.timeout_s = timeout_s
         self.max_tries = max_tries
         self.retry_delay_s = retry_delay_s
-        self._client = httpx.AsyncClient(timeout=timeout_s, follow_redirects=False)
+        # No kept-alive connections: each is made to a pinned address and verified for one
+        # host name, and must not carry a later callback for another name at that address.
+        self._client = httpx.AsyncClient(
+            timeout=timeout_s,
+            follow_redirects=False,
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )
 
     async def send(self, url: str, body: dict) -> bool:
         """PUT ``body`` as JSON; True once the receiver answered 2xx."""

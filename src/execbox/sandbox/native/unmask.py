@@ -3,11 +3,14 @@ read-only binds of others). The kernel lets a sandbox mount a fresh /proc for it
 namespace only where the /proc it can already see is not partly hidden, so bwrap fails with
 "Can't mount proc". The service unmounts those masks in its own mount namespace (the
 container's, with CAP_SYS_ADMIN); programs never see this /proc, only their sandbox's own.
+Only in a container: on a host, a mask over /proc is the host's own hardening, shared by every
+process there, and is left alone.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from execbox.sandbox.native import workdir
@@ -29,7 +32,20 @@ def proc_masks(mountinfo: str) -> list[str]:
     return sorted(masks, key=lambda p: p.count("/"), reverse=True)
 
 
+def in_container() -> bool:
+    """What container engines leave behind: Docker's and Podman's marker files, the
+    ``container`` variable (systemd's convention, set by Podman and LXC), Kubernetes'."""
+    return (
+        os.path.exists("/.dockerenv")
+        or os.path.exists("/run/.containerenv")
+        or bool(os.environ.get("container"))  # noqa: SIM112 (systemd's name, lower case)
+        or "KUBERNETES_SERVICE_HOST" in os.environ
+    )
+
+
 def unmask_proc() -> None:
+    if not in_container():
+        return
     with open("/proc/self/mountinfo") as f:
         masks = proc_masks(f.read())
     for point in masks:

@@ -128,7 +128,13 @@ def _v2_mount() -> Path | None:
 
 
 def _enable_controllers(directory: Path) -> None:
-    write(directory / "cgroup.subtree_control", " ".join("+" + c for c in V2_CONTROLLERS))
+    """Enable memory, pids and cpu for the children of ``directory``; only those it lacks, so
+    that a cgroup that has them already is never written to (its processes would make even a
+    no-op write fail)."""
+    enabled = set(read(directory / "cgroup.subtree_control").split())
+    missing = [c for c in V2_CONTROLLERS if c not in enabled]
+    if missing:
+        write(directory / "cgroup.subtree_control", " ".join("+" + c for c in missing))
 
 
 def _delegated(directory: Path) -> bool:
@@ -168,8 +174,12 @@ def _v2_placement(mount: Path, configured: str) -> Path:
       started, and never moves processes it did not start.
     """
     if configured:
-        base = mount / configured.strip("/")
-        base.mkdir(parents=True, exist_ok=True)
+        # Each level down to it must hand the controllers on to the next.
+        base = mount
+        for part in Path(configured.strip("/")).parts:
+            _enable_controllers(base)
+            base = base / part
+            base.mkdir(exist_ok=True)
         _enable_controllers(base)
         return base
     own = mount / cgroups_of().get("", "/").lstrip("/")
