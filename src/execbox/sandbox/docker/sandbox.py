@@ -251,11 +251,14 @@ class DockerSandbox:
         self._background.spawn(self._remove_and_free(container))
 
     async def _remove_and_free(self, container: str) -> None:
+        uid = self._uids.pop(container, None)
         try:
             await self._call(self._remove, container)
-        finally:
-            # Only once the container (and every process of its uid) is gone.
-            self._free_uid(self._uids.pop(container, None))
+        except Exception:
+            # Its processes may live on: the uid stays taken rather than be shared.
+            log.exception("removing container %s failed; its uid %s is not reused", container, uid)
+            return
+        self._free_uid(uid)
 
     def _take_uid(self) -> int:
         with self._uid_lock:  # containers are created on several threads
@@ -284,8 +287,12 @@ class DockerSandbox:
             self._cpu_readers[container] = cgroup_files.cpu_time_reader(pid)
         except Exception:
             if container is not None:
-                self._remove(container)
                 self._uids.pop(container, None)
+                try:
+                    self._remove(container)
+                except Exception:
+                    log.exception("removing container %s failed; uid %s kept", container, uid)
+                    raise
             self._free_uid(uid)
             raise
         return container
