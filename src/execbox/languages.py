@@ -239,7 +239,7 @@ def _language(key: str, data: dict, shell: Shell, images: dict[str, str]) -> Lan
         elif binary.startswith("/") and not os.access(binary, os.X_OK):
             reason = f"{name}: {binary} is not executable"
     if reason is not None and data.get("install"):
-        reason += _install_hint(str(data["install"]), on_host=shell is host_shell)
+        reason += _install_hint(str(data["install"]))
     pattern = data.get("entry_pattern")
     aliases = [str(alias) for alias in data.get("aliases", [])]
     lean = None
@@ -274,11 +274,12 @@ def _language(key: str, data: dict, shell: Shell, images: dict[str, str]) -> Lan
     )
 
 
-def _install_hint(packages: str, on_host: bool) -> str:
-    """How to get a missing toolchain: its Debian packages here, or a rebuilt runtime image."""
-    if on_host:
-        return f"; install it with `apt-get install {packages}` (`make languages` installs all)"
-    return f"; its image lacks the Debian packages {packages} (`make docker-images` rebuilds it)"
+def _install_hint(packages: str) -> str:
+    """How to get a missing toolchain, on either backend."""
+    return (
+        f"; install it with `apt-get install {packages}` (`make languages` installs every"
+        " language; `make docker-images` rebuilds the Docker backend's image with them)"
+    )
 
 
 def _judge0(name: str, data: dict) -> Judge0Dialect:
