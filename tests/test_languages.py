@@ -273,11 +273,8 @@ def test_piston_runs_every_language(client, language):
 
 @pytest.mark.parametrize("language", list(JUDGE0_IDS))
 def test_judge0_ids_run_every_language(client, backend, language):
-    if backend == "docker" and language == "go":
-        # SIGXFSZ before the program starts: Judge0's default max_file_size (1 MB) seems to
-        # bound putting the 1.3 MB binary into the run's container. Reported, not fixed here.
-        pytest.xfail("Go's binary exceeds Judge0's default max_file_size on Docker")
-
+    # Go's 1.3 MB binary is above Judge0's default max_file_size (1 MB): the limit is the
+    # program's, not what bounds putting its files in place (it did on Docker).
     def submit(source: str, **fields) -> dict:
         fields = {"language_id": JUDGE0_IDS[language], "source_code": source, **fields}
         return client.post("/submissions?wait=true", json=fields).json()

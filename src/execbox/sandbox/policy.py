@@ -68,7 +68,7 @@ def rlimits(limits: Limits) -> Rlimits:
 
 
 def file_size_bytes(file_size_mb: int) -> int:
-    """The file-size rlimit (the Docker backend fixes it when it creates a container)."""
+    """The file-size rlimit of a stage's processes."""
     return file_size_mb << 20
 
 

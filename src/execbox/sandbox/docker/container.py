@@ -138,7 +138,9 @@ def container_config(
 
     memory = f"{profile.memory_mb}m"
     tmpfs_options = f"rw,exec,nosuid,nodev,size={profile.memory_mb}m"
-    file_size = policy.file_size_bytes(profile.file_size_mb)
+    # The request's files (a compiled binary among them) are unpacked under this limit; the
+    # run script lowers it to the stage's own before the program starts.
+    file_size = max(policy.file_size_bytes(profile.file_size_mb), profile.memory_mb << 20)
     host_config = api.create_host_config(
         network_mode="none",
         init=True,
@@ -202,7 +204,9 @@ def run_script(spec: StageSpec, nonce: str) -> str:
         f"rm -f {STDIN_FILE}\n"
         # The soft limit first: a hard limit below the soft one (unlimited) is refused.
         f"ulimit -S -t {limit.cpu_soft_s} && ulimit -H -t {limit.cpu_hard_s} "
-        f"&& ulimit -s {limit.stack_bytes >> 10} || exit 125\n"
+        f"&& ulimit -s {limit.stack_bytes >> 10} "
+        # dash counts file sizes in 512-byte blocks
+        f"&& ulimit -f {limit.file_size_bytes // 512} || exit 125\n"
         "unset HOSTNAME\n"
         f"{CGROUP_FIGURES}\n"
         "_start=$(_cpu)\n"
