@@ -168,6 +168,25 @@ class Language:
         return argv
 
 
+# What a command template may still hold once the discovered values are in.
+STAGE_PLACEHOLDERS = {"entry": "x", "entry_stem": "x", "memory_mb": "1"}
+
+
+def _check_template(name: str, template: tuple[str, ...]) -> None:
+    """A template that would fail at run time (a stray brace, an unknown name) is refused
+    when the file is read, not answered with an error on every request."""
+    for part in template:
+        if part == "{sources}":
+            continue
+        try:
+            part.format(**STAGE_PLACEHOLDERS)
+        except (KeyError, ValueError, IndexError) as err:
+            raise LanguageError(
+                f"{name}: command word {part!r} has an unknown placeholder or a stray brace "
+                f"({err!r}; write a literal brace as {{{{ or }}}})"
+            ) from None
+
+
 def _substitute(text: str, values: dict[str, str]) -> str:
     """Replace the ``{name}`` placeholders that are known, leave the others for later."""
     names = {name for _, name, _, _ in string.Formatter().parse(text) if name}
@@ -231,6 +250,9 @@ def _language(key: str, data: dict, shell: Shell, images: dict[str, str]) -> Lan
         return tuple(_substitute(item, values) for item in items)
 
     mounts = tuple(m for m in expand(data.get("mounts", [])) if "{" not in m)
+    if reason is None:
+        for template in (run, compile_ or ()):
+            _check_template(name, expand(template))
     if reason is None and shell is host_shell:
         missing = [m for m in mounts if not os.path.isdir(m)]
         binary = expand(run)[0] if compile_ is None else expand(compile_)[0]

@@ -154,8 +154,9 @@ class NativeSandbox:
             self._uids.put_nowait(uid)
         log.info("native sandbox ready: cgroup v%d, server %s", self._cgroups.version, self.server)
 
-    def shell(self, command: str, image: str | None) -> str:
-        return host_shell(command)
+    # Programs run on this host: discovery runs here too (and languages.py, seeing the host's
+    # own shell, also checks that the toolchain's directories and binaries exist).
+    shell = staticmethod(host_shell)
 
     def _clean_dead_servers(self) -> None:
         """Remove cgroups, mounts and work dirs that a server that died left behind."""
