@@ -4,9 +4,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Debian packages: the sandbox (bubblewrap), tools the tests use (procps, file), and toolchains,
+# Debian packages: the sandbox (bubblewrap), tools the tests use (procps, file; PostgreSQL for cluster mode's), and toolchains,
 # each installed only when its command is missing (a machine may have its own node, JDK...).
-APT_COMMANDS := bwrap:bubblewrap ps:procps file:file go:golang-go g++:g++ gcc:gcc node:nodejs javac:default-jdk-headless rustc:rustc
+APT_COMMANDS := bwrap:bubblewrap ps:procps file:file go:golang-go g++:g++ gcc:gcc node:nodejs javac:default-jdk-headless rustc:rustc /usr/lib/postgresql/15/bin/initdb:postgresql
 # Only for `make test` (a target-specific variable reaches `system` through `setup`): the
 # playground's browser tests need Debian's chromium and its driver.
 test: APT_COMMANDS += chromium:chromium chromedriver:chromium-driver

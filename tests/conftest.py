@@ -84,7 +84,13 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, env: dict[str, str] | None = None, backend: str = "native") -> None:
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        backend: str = "native",
+        command: tuple[str, ...] = ("serve",),
+    ) -> None:
+        self.command = command  # execbox's arguments, e.g. ("serve", "--no-worker")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.backend = backend
@@ -104,7 +110,7 @@ class Server:
     def start(self) -> Server:
         self.log.parent.mkdir(exist_ok=True)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "execbox", "serve"],
+            [sys.executable, "-m", "execbox", *self.command],
             env=self.env,
             stdout=self.log.open("wb"),
             stderr=subprocess.STDOUT,

@@ -19,6 +19,7 @@ def _settings(args: argparse.Namespace) -> Settings:
             ("host", getattr(args, "host", None)),
             ("port", getattr(args, "port", None)),
             ("backend", getattr(args, "backend", None)),
+            ("role", getattr(args, "role", None)),
         )
         if value is not None
     }
@@ -28,7 +29,36 @@ def _settings(args: argparse.Namespace) -> Settings:
 def serve(args: argparse.Namespace) -> int:
     from execbox.server import serve as serve_forever
 
-    serve_forever(_settings(args))
+    settings = _settings(args)
+    if settings.role == "api" and not settings.database_url:
+        print(
+            "execbox: --no-worker needs cluster mode (EXECBOX_DATABASE_URL=postgresql://...): "
+            "a node alone must run its own submissions",
+            file=sys.stderr,
+        )
+        return 2
+    serve_forever(settings)
+    return 0
+
+
+def worker(args: argparse.Namespace) -> int:
+    from execbox.server import log_to_stderr, refuse_unfit_host
+
+    settings = _settings(args)
+    if not settings.database_url:
+        print(
+            "execbox: a worker takes its jobs from the cluster's database; set "
+            "EXECBOX_DATABASE_URL=postgresql://...",
+            file=sys.stderr,
+        )
+        return 2
+    log_to_stderr(settings)
+    refuse_unfit_host(settings)
+    from execbox.api import judge0, submissions
+    from execbox.submissions.worker_node import run_worker
+
+    render = {"judge0": judge0.callback_body, "v1": submissions.callback_body}
+    asyncio.run(run_worker(settings, render))
     return 0
 
 
@@ -113,7 +143,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.add_argument("--backend", choices=["native", "docker"])
+    p.add_argument(
+        "--no-worker",
+        dest="role",
+        action="store_const",
+        const="api",
+        help="cluster mode: serve the API only, run no sandbox (needs no privileges)",
+    )
     p.set_defaults(func=serve)
+
+    p = commands.add_parser(
+        "worker", help="cluster mode: run stored submissions from the database, serve no HTTP"
+    )
+    p.add_argument("--backend", choices=["native", "docker"])
+    p.set_defaults(func=worker, role="worker")
 
     p = commands.add_parser("run", help="run a file through the sandbox and print its output")
     p.add_argument("file")

@@ -131,6 +131,18 @@ class Settings(BaseSettings):
     callback_allow_private: bool = False
     callback_timeout_s: float = 5.0
     callback_max_tries: int = 3
+    # Cluster mode (README, "Cluster mode"): a postgresql:// URL puts submissions in that
+    # database, shared by every node; empty: the embedded SQLite store and in-process queue.
+    database_url: str = ""
+    # What this node does: the API and sandboxes ("all"), the API only ("api": no sandbox, no
+    # privileges), or sandboxes only ("worker"). Set by `execbox serve --no-worker` and
+    # `execbox worker`.
+    role: Literal["all", "api", "worker"] = "all"
+    # How often a worker tells the database it is alive, and after how long without word a
+    # job it holds is run again by another worker (False: never; only for testing recovery).
+    cluster_heartbeat_s: float = 2.0
+    cluster_stalled_after_s: float = 10.0
+    cluster_stalled_retry: bool = True
     # Origins (comma-separated, e.g. https://docs.example.org) whose pages may call the API
     # routes the embeddable snippets use (playground.CORS_PATHS); empty = same-origin only.
     cors_origins: str = ""

@@ -60,10 +60,13 @@ def check_host(settings: Settings) -> None:
         raise HostUnfit("\n".join(f"  - {problem}" for problem in problems))
 
 
-def serve(settings: Settings) -> None:
+def log_to_stderr(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+
+
+def refuse_unfit_host(settings: Settings) -> None:
     try:
         check_host(settings)
     except HostUnfit as err:
@@ -72,6 +75,12 @@ def serve(settings: Settings) -> None:
             file=sys.stderr,
         )
         raise SystemExit(2) from None
+
+
+def serve(settings: Settings) -> None:
+    log_to_stderr(settings)
+    if settings.role != "api":  # an API-only node runs no sandbox
+        refuse_unfit_host(settings)
     app = create_app(settings)
     config = uvicorn.Config(
         app,

@@ -3,6 +3,7 @@ and their lifetime."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,8 +21,17 @@ from execbox.sandbox import Sandbox
 from execbox.scheduler import Scheduler
 from execbox.submissions import SQLiteStore, SubmissionRunner
 from execbox.submissions.callbacks import CallbackSender
+from execbox.submissions.store import SubmissionStore
 
 log = logging.getLogger("execbox")
+
+
+def _store(settings: Settings) -> SubmissionStore:
+    if settings.database_url:
+        from execbox.submissions.postgres import PostgresStore  # the `cluster` extra
+
+        return PostgresStore(settings.database_url)
+    return SQLiteStore(settings.submissions_db)
 
 
 def create_app(
@@ -37,8 +47,18 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.engine = engine or await Engine.start(settings, sandbox)
-        app.state.scheduler = Scheduler(
+        # Cluster mode (EXECBOX_DATABASE_URL): submissions in PostgreSQL; an API-only node
+        # runs no sandbox and refuses synchronous executions.
+        store = _store(settings)
+        api_only = bool(settings.database_url) and settings.role == "api"
+        if api_only:
+            from execbox.submissions.api_node import ApiOnlyScheduler, api_only_engine
+
+            await asyncio.to_thread(store.migrate)
+            app.state.engine = await api_only_engine(settings, store)
+        else:
+            app.state.engine = engine or await Engine.start(settings, sandbox)
+        app.state.scheduler = (ApiOnlyScheduler if api_only else Scheduler)(
             settings.max_concurrency,
             settings.queue_size,
             settings.queue_timeout_s,
@@ -47,8 +67,8 @@ def create_app(
         )
         app.state.metrics.bind(app.state.scheduler, app.state.engine.compile_cache)
         app.state.executor = Executor(app.state.engine, app.state.scheduler, app.state.metrics)
-        app.state.submissions = SubmissionRunner(
-            SQLiteStore(settings.submissions_db),
+        runner_args = (
+            store,
             app.state.executor,
             settings,
             CallbackSender(
@@ -56,9 +76,19 @@ def create_app(
                 settings.callback_timeout_s,
                 settings.callback_max_tries,
             ),
-            render_callback={"judge0": judge0.callback_body, "v1": submissions.callback_body},
+            {"judge0": judge0.callback_body, "v1": submissions.callback_body},
         )
-        await app.state.submissions.start()
+        if settings.database_url:
+            from execbox.submissions.api_node import publish_runtimes
+            from execbox.submissions.cluster import ClusterRunner
+
+            app.state.submissions = ClusterRunner(*runner_args, worker=not api_only)
+            await app.state.submissions.start()
+            if not api_only:
+                await asyncio.to_thread(publish_runtimes, app.state.engine, store)
+        else:
+            app.state.submissions = SubmissionRunner(*runner_args)
+            await app.state.submissions.start()
         try:
             yield
         finally:
@@ -68,7 +98,7 @@ def create_app(
                 log.warning("shutting down with work still running; killing it")
             # Unfinished submissions stay in the store: the next server runs them.
             await app.state.submissions.close()
-            if engine is None:
+            if engine is None and not api_only:
                 await app.state.engine.close()
 
     app = FastAPI(

@@ -14,32 +14,28 @@ the last ``MAX_ATTEMPTS`` times a server stopped without finishing it is failed,
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from execbox.config import Settings
-from execbox.engine import ExecutionError
 from execbox.executor import Executor
 from execbox.scheduler import ShuttingDown
-from execbox.submissions import codec
+from execbox.submissions import codec, lifecycle
 from execbox.submissions.callbacks import CallbackSender
 from execbox.submissions.fair_queue import FairQueue
+from execbox.submissions.lifecycle import MAX_ATTEMPTS, TooManySubmissions
 from execbox.submissions.model import NewSubmission, Submission, SubmissionState
 from execbox.submissions.store import SubmissionStore
+from execbox.submissions.waiters import Waiters
 
 log = logging.getLogger("execbox.submissions")
 
 RETRY_S = 0.5  # a submission whose processing failed is queued again after this
 EXPIRY_EVERY_S = 60.0
-MAX_ATTEMPTS = 3
 
-
-class TooManySubmissions(ExecutionError):
-    """Accepting more would pass the server's, or the caller's, share of waiting submissions."""
+__all__ = ["MAX_ATTEMPTS", "SubmissionRunner", "TooManySubmissions"]
 
 
 class SubmissionRunner:
@@ -56,12 +52,8 @@ class SubmissionRunner:
         self.settings = settings
         self.callbacks = callbacks
         self.render_callback = render_callback or {}
-        self.per_caller = max(
-            1, int(settings.max_pending_submissions * settings.caller_queue_share)
-        )
         self._queue = FairQueue()
-        self._finished: dict[str, asyncio.Event] = {}
-        self._waiters: dict[str, int] = {}
+        self._waiters = Waiters()
         self._tasks: set[asyncio.Task] = set()
         self._closing = False
 
@@ -117,37 +109,9 @@ class SubmissionRunner:
     def submit(self, dialect: str, caller: str, items: list[NewSubmission]) -> list[Submission]:
         """Validate (raises ExecutionError), store and queue executions, all or none; their
         submissions."""
-        for item in items:
-            self.executor.engine.prepare(
-                item.execution
-            )  # bad input fails here, before anything is stored
-        most = self.settings.max_pending_submissions
-        pending = self.store.count_unfinished()
-        if pending + len(items) > most:
-            raise TooManySubmissions(
-                f"{pending} submissions are waiting, the most this server keeps is {most}; "
-                "retry later"
-            )
-        mine = self.store.count_unfinished(caller)
-        if mine + len(items) > self.per_caller:
-            raise TooManySubmissions(
-                f"you have {mine} unfinished submissions and sent {len(items)} more; one caller "
-                f"may have at most {self.per_caller} waiting (of the server's {most}); retry "
-                "when some have finished"
-            )
-        now = time.time()
-        submissions = [
-            Submission(
-                id=str(uuid.uuid4()),
-                dialect=dialect,
-                caller=caller,
-                request=codec.request_to_json(item.execution),
-                created_at=now,
-                callback_url=item.callback_url,
-                extra=item.extra,
-            )
-            for item in items
-        ]
+        submissions = lifecycle.new_submissions(
+            self.executor.engine, self.store, self.settings, dialect, caller, items
+        )
         self.store.add(submissions)
         for submission in submissions:
             self._queue.put(caller, submission.id)
@@ -158,21 +122,7 @@ class SubmissionRunner:
 
     async def wait(self, id: str, timeout_s: float) -> Submission | None:
         """The submission once finished (or as it is when the timeout passes)."""
-        event = self._finished.setdefault(id, asyncio.Event())
-        self._waiters[id] = self._waiters.get(id, 0) + 1
-        try:
-            found = self.store.get([id]).get(id)
-            if found is not None and found.state is not SubmissionState.DONE:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(event.wait(), timeout_s)
-                found = self.store.get([id]).get(id)
-            return found
-        finally:
-            # The event goes with its last waiter: another may still be waiting on it.
-            self._waiters[id] -= 1
-            if not self._waiters[id]:
-                del self._waiters[id]
-                self._finished.pop(id, None)
+        return await self._waiters.wait(id, timeout_s, lambda i: self.store.get([i]).get(i))
 
     # Running.
 
@@ -216,17 +166,9 @@ class SubmissionRunner:
             result = codec.failure(f"internal error: the result could not be stored: {err}")
             self.store.finish(submission.id, result)
         submission.state, submission.result = SubmissionState.DONE, result
-        if (event := self._finished.get(submission.id)) is not None:
-            event.set()
-        if submission.callback_url and self.callbacks is not None:
-            render = self.render_callback.get(submission.dialect)
-            if render is None:
-                return
-            try:
-                body = render(submission)
-            except Exception:
-                log.exception("the callback of submission %s could not be made", submission.id)
-                return
+        self._waiters.finished(submission.id)
+        body = lifecycle.callback_body(submission, self.render_callback)
+        if body is not None and self.callbacks is not None:
             self._background(self.callbacks.send(submission.callback_url, body))
 
     def _retry_later(self, caller: str, id: str) -> None:
@@ -248,26 +190,11 @@ class SubmissionRunner:
         self._queue.put(caller, id)
 
     def _give_up(self, id: str, attempts: int) -> None:
-        log.error("submission %s given up after %d attempts", id, attempts)
-        message = (
-            f"internal error: given up after {attempts} attempts; each time, the server "
-            "stopped or failed while running this submission"
-        )
-        self.store.finish(id, codec.failure(message))
-        if (event := self._finished.get(id)) is not None:
-            event.set()
+        self.store.finish(id, lifecycle.given_up(id, attempts))
+        self._waiters.finished(id)
 
     async def _run(self, submission: Submission) -> dict:
-        try:
-            result = await self.executor.execute(
-                codec.request_from_json(submission.request),
-                submission.caller,
-                api=submission.dialect,
-                patient=True,
-            )
-        except ExecutionError as err:
-            return codec.failure(str(err))
-        return codec.result_to_json(result, self.settings.max_result_bytes)
+        return await lifecycle.execute(self.executor, submission, self.settings.max_result_bytes)
 
     async def _expire(self) -> None:
         ttl = self.settings.submission_ttl_s

@@ -107,7 +107,7 @@ class SQLiteStore:
             return {}
         marks = ",".join("?" * len(ids))
         rows = self._db.execute(f"SELECT {COLUMNS} FROM submissions WHERE id IN ({marks})", ids)
-        return {row[0]: _submission(row) for row in rows}
+        return {row[0]: row_to_submission(row) for row in rows}
 
     def start_attempt(self, id: str) -> int:
         """Mark the submission running and count the attempt; how many attempts it has had."""
@@ -160,7 +160,7 @@ class SQLiteStore:
         self._db.close()
 
 
-def _submission(row: tuple) -> Submission:
+def row_to_submission(row: tuple) -> Submission:
     return Submission(
         id=row[0],
         dialect=row[1],

@@ -1,0 +1,217 @@
+"""Submissions in cluster mode: stored in PostgreSQL and dispatched through procrastinate.
+
+Any node accepts submissions (stored and queued in one transaction, see ``PostgresStore``);
+nodes that run sandboxes also run a procrastinate worker that takes the jobs, so whichever
+worker is free runs the next one. A worker heartbeats into the database; every worker looks
+for the jobs of workers whose heartbeat is older than ``cluster_stalled_after_s`` (killed,
+frozen, cut off) and has procrastinate run them again. An attempt stores its result only while
+it still owns the submission, so a submission ends with exactly one result however many times
+it was started. Whoever waits for a submission, on any node, hears of its end through
+LISTEN/NOTIFY.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import procrastinate
+import psycopg
+
+from execbox.config import Settings
+from execbox.executor import Executor
+from execbox.scheduler import ShuttingDown
+from execbox.submissions import codec, lifecycle
+from execbox.submissions.callbacks import CallbackSender
+from execbox.submissions.lifecycle import MAX_ATTEMPTS
+from execbox.submissions.model import NewSubmission, Submission, SubmissionState
+from execbox.submissions.postgres import FINISHED_CHANNEL, QUEUE, TASK, PostgresStore
+from execbox.submissions.waiters import Waiters
+
+log = logging.getLogger("execbox.cluster")
+
+RECONNECT_S = 1.0
+EXPIRY_EVERY_S = 60.0
+
+
+class ClusterRunner:
+    """The SubmissionRunner of cluster mode (same methods for the API); ``worker`` says
+    whether this node also runs submissions."""
+
+    def __init__(
+        self,
+        store: PostgresStore,
+        executor: Executor,
+        settings: Settings,
+        callbacks: CallbackSender | None = None,
+        render_callback: dict[str, Callable[[Submission], dict]] | None = None,
+        *,
+        worker: bool = True,
+    ) -> None:
+        self.store = store
+        self.executor = executor
+        self.settings = settings
+        self.callbacks = callbacks
+        self.render_callback = render_callback or {}
+        self.worker = worker
+        self._waiters = Waiters()
+        self._tasks: set[asyncio.Task] = set()
+        self._closing = False
+        self._queue = procrastinate.App(
+            connector=procrastinate.PsycopgConnector(
+                conninfo=settings.database_url,
+                kwargs={"connect_timeout": 2},
+                # A pool that cannot connect must fail, not wait for the database forever.
+                timeout=5,
+            )
+        )
+        self._queue.task(
+            name=TASK,
+            queue=QUEUE,
+            pass_context=False,
+            retry=procrastinate.RetryStrategy(
+                max_attempts=MAX_ATTEMPTS, retry_exceptions={ShuttingDown}
+            ),
+        )(self._run_one)
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.store.migrate)
+        self._supervise(self._listen, "finished-submission listener")
+        if self.worker:
+            await self._queue.open_async()
+            self._supervise(self._work, "procrastinate worker")
+            if self.settings.cluster_stalled_retry:
+                self._supervise(self._recover_stalled, "stalled-job recovery")
+            self._supervise(self._expire, "submission expiry")
+
+    async def close(self) -> None:
+        """Stop; a job this worker had not finished is run again by another (its heartbeat
+        stops) or by this node when it comes back."""
+        self._closing = True
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.worker:
+            await self._queue.close_async()
+        if self.callbacks is not None:
+            await self.callbacks.close()
+        self.store.close()
+
+    def _supervise(self, loop: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
+        """Run ``loop``, started again after a pause whenever it ends (the database went
+        away, say) while the node is not stopping."""
+
+        async def forever() -> None:
+            while not self._closing:
+                try:
+                    await loop()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as err:
+                    log.warning("%s stopped (%s); starting again", name, err)
+                await asyncio.sleep(RECONNECT_S)
+
+        task = asyncio.create_task(forever(), name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # Accepting and reading: any node.
+
+    def submit(self, dialect: str, caller: str, items: list[NewSubmission]) -> list[Submission]:
+        submissions = lifecycle.new_submissions(
+            self.executor.engine, self.store, self.settings, dialect, caller, items
+        )
+        self.store.add(submissions)
+        return submissions
+
+    def get(self, ids: list[str]) -> dict[str, Submission]:
+        return self.store.get(ids)
+
+    async def wait(self, id: str, timeout_s: float) -> Submission | None:
+        return await self._waiters.wait(id, timeout_s, lambda i: self.store.get([i]).get(i))
+
+    def pending(self) -> int:
+        """Unfinished submissions in the whole cluster."""
+        return self.store.count_unfinished()
+
+    async def _listen(self) -> None:
+        async with await psycopg.AsyncConnection.connect(
+            self.settings.database_url, autocommit=True, connect_timeout=2
+        ) as db:
+            await db.execute(f"LISTEN {FINISHED_CHANNEL}")
+            # Finishes while no one listened were missed: waiters read their submission again.
+            self._waiters.wake_all()
+            async for notice in db.notifies():
+                self._waiters.finished(notice.payload)
+
+    # Running: worker nodes.
+
+    async def _work(self) -> None:
+        await self._queue.run_worker_async(
+            queues=[QUEUE],
+            concurrency=max(1, self.settings.max_concurrency),
+            name=f"execbox-{self.settings.host}:{self.settings.port}",
+            install_signal_handlers=False,
+            update_heartbeat_interval=self.settings.cluster_heartbeat_s,
+            stalled_worker_timeout=self.settings.cluster_stalled_after_s,
+            fetch_job_polling_interval=5.0,
+            delete_jobs="successful",
+        )
+
+    async def _recover_stalled(self) -> None:
+        while True:
+            stalled = await self._queue.job_manager.get_stalled_jobs(
+                queue=QUEUE, seconds_since_heartbeat=self.settings.cluster_stalled_after_s
+            )
+            for job in stalled:
+                log.warning(
+                    "job %s (%s) lost its worker; running it again", job.id, job.task_kwargs
+                )
+                await self._queue.job_manager.retry_job(job)
+            await asyncio.sleep(self.settings.cluster_heartbeat_s)
+
+    async def _run_one(self, id: str) -> None:
+        submission = self.store.get([id]).get(id)
+        if submission is None or submission.state is SubmissionState.DONE:
+            return
+        attempt = self.store.start_attempt(id)
+        if not attempt:
+            return
+        if attempt > MAX_ATTEMPTS:
+            self._finish(submission, lifecycle.given_up(id, attempt - 1), attempt)
+            return
+        try:
+            result = await lifecycle.execute(
+                self.executor, submission, self.settings.max_result_bytes
+            )
+        except ShuttingDown:
+            self.store.requeue(id, count_attempt=False)
+            raise  # procrastinate runs it again (retry_exceptions), elsewhere or later
+        except Exception as err:
+            log.exception("submission %s failed (attempt %d)", id, attempt)
+            result = codec.failure(f"internal error: {err}")
+        self._finish(submission, result, attempt)
+
+    def _finish(self, submission: Submission, result: dict, attempt: int) -> None:
+        if not self.store.finish(submission.id, result, attempt):
+            log.info(
+                "submission %s: attempt %d was superseded; result dropped", submission.id, attempt
+            )
+            return
+        submission.state, submission.result = SubmissionState.DONE, result
+        body = lifecycle.callback_body(submission, self.render_callback)
+        if body is not None and self.callbacks is not None:
+            task = asyncio.create_task(self.callbacks.send(submission.callback_url, body))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _expire(self) -> None:
+        ttl = self.settings.submission_ttl_s
+        while True:
+            removed = self.store.expire(time.time() - ttl)
+            if removed:
+                log.info("%d finished submissions expired", removed)
+            await asyncio.sleep(min(EXPIRY_EVERY_S, max(0.5, ttl / 2)))

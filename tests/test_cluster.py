@@ -1,0 +1,269 @@
+"""Cluster mode on real PostgreSQL (Debian's, started here as an unprivileged user): two
+workers and one API-only node share one database; a worker SIGKILLed mid-run loses nothing,
+and every submission ends with exactly one result."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from conftest import Server, free_port, slow, wait_for
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+PG_USER = "execbox-pg"  # not nobody: uid 65534 is a sandbox uid the other tests watch
+N_HELLO = int(os.environ.get("EXECBOX_CLUSTER_N", "100"))
+N_SLEEP = 8
+SLEEP_S = 2
+STALLED_AFTER_S = 5  # a worker silent this long is presumed dead
+
+
+def _as_pg_user(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["runuser", "-u", PG_USER, "--", *argv], capture_output=True, text=True, check=True
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """A PostgreSQL server of its own on 127.0.0.1; its URL."""
+    if not (PG_BIN / "initdb").exists():
+        pytest.skip("Debian's PostgreSQL 15 is not installed (make setup installs it)")
+    try:
+        pwd.getpwnam(PG_USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_USER],
+            check=True,
+        )
+    home = Path(tempfile.mkdtemp(prefix="execbox-pg-"))
+    shutil.chown(home, PG_USER)
+    data, port = home / "data", free_port()
+    _as_pg_user(str(PG_BIN / "initdb"), "-D", str(data), "-U", "execbox", "--auth=trust")
+    options = f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -c max_connections=200"
+    # Its log goes to a file: the server must not hold our pipes open.
+    log = str(home / "postgres.log")
+    _as_pg_user(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", log, "-o", options, "-w", "start")
+    try:
+        yield f"postgresql://execbox@127.0.0.1:{port}/postgres"
+    finally:
+        _as_pg_user(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _fresh_database(base_url: str, name: str) -> str:
+    with psycopg.connect(base_url, autocommit=True) as db:
+        db.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        db.execute(f"CREATE DATABASE {name}")
+    return base_url.rsplit("/", 1)[0] + "/" + name
+
+
+class Worker(Server):
+    """`execbox worker`: no HTTP, ready once its log says so."""
+
+    def start(self) -> Server:
+        self.log.parent.mkdir(exist_ok=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "execbox", *self.command],
+            env=self.env,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+        def ready() -> bool:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited:\n{self.log.read_text()[-3000:]}")
+            return "worker ready" in self.log.read_text(errors="replace")
+
+        wait_for(ready, 120, "the worker's start")
+        return self
+
+
+def _cluster(url: str, stalled_retry: bool) -> tuple[list[Worker], Server]:
+    env = {
+        "EXECBOX_DATABASE_URL": url,
+        "EXECBOX_CLUSTER_HEARTBEAT_S": "1",
+        "EXECBOX_CLUSTER_STALLED_AFTER_S": str(STALLED_AFTER_S),
+        "EXECBOX_CLUSTER_STALLED_RETRY": str(stalled_retry).lower(),
+        "EXECBOX_MAX_CONCURRENCY": "2",
+    }
+    workers = [Worker(env=env, command=("worker",)).start() for _ in range(2)]
+    api = Server(env=env, command=("serve", "--no-worker")).start()
+    return workers, api
+
+
+def _stop(nodes: list[Server]) -> None:
+    for node in nodes:
+        node.stop(signal.SIGKILL)
+
+
+def _running_on(worker: Worker) -> bool:
+    """Whether one of the worker's sandboxes runs a `sleep` now."""
+    out = subprocess.run(
+        ["ps", "-eo", "ppid=,pid=,args="], capture_output=True, text=True, check=True
+    ).stdout
+    children: dict[int, list[int]] = {}
+    args: dict[int, str] = {}
+    for line in out.splitlines():
+        ppid, pid, *rest = line.split(None, 2)
+        children.setdefault(int(ppid), []).append(int(pid))
+        args[int(pid)] = rest[0] if rest else ""
+    todo, seen = [worker.process.pid], []
+    while todo:
+        pid = todo.pop()
+        seen.append(pid)
+        todo.extend(children.get(pid, []))
+    return any(args.get(pid, "").startswith("sleep ") for pid in seen)
+
+
+def _submit_all(api: Server) -> list[str]:
+    bodies = [{"language": "bash", "code": f"echo hello {i}"} for i in range(N_HELLO)]
+    bodies[:: max(1, N_HELLO // N_SLEEP)] = [
+        {"language": "bash", "code": f"sleep {SLEEP_S}; echo slept {i}"}
+        for i in range(len(bodies[:: max(1, N_HELLO // N_SLEEP)]))
+    ]
+    ids = []
+    with httpx.Client(base_url=api.url, timeout=60) as client:
+        for start in range(0, len(bodies), 50):
+            response = client.post(
+                "/api/v1/submissions/batch", json={"submissions": bodies[start : start + 50]}
+            )
+            assert response.status_code == 202, response.text
+            ids += response.json()["ids"]
+    return ids
+
+
+def _results(api: Server, ids: list[str]) -> dict[str, dict]:
+    found = {}
+    with httpx.Client(base_url=api.url, timeout=60) as client:
+        for start in range(0, len(ids), 100):
+            response = client.get(
+                "/api/v1/submissions", params={"ids": ",".join(ids[start : start + 100])}
+            )
+            assert response.status_code == 200, response.text
+            for item in response.json()["submissions"]:
+                found[item["id"]] = item
+    return found
+
+
+def _kill_a_busy_worker(workers: list[Worker]) -> Worker:
+    busy: list[Worker] = []
+
+    def one_is_busy() -> bool:
+        busy[:] = [w for w in workers if _running_on(w)]
+        return bool(busy)
+
+    wait_for(one_is_busy, 60, "a worker running a sleep")
+    busy[0].stop(signal.SIGKILL)
+    return busy[0]
+
+
+def test_a_killed_worker_loses_no_submission_and_none_finishes_twice(postgres):
+    url = _fresh_database(postgres, "recovery")
+    workers, api = _cluster(url, stalled_retry=True)
+    try:
+        started = time.monotonic()
+        ids = _submit_all(api)
+        killed = _kill_a_busy_worker(workers)
+        finished: dict[str, dict] = {}
+
+        def all_done() -> bool:
+            finished.update(_results(api, ids))
+            return all(finished[i]["status"] == "done" for i in ids)
+
+        wait_for(all_done, 300, "every submission's end")
+        elapsed = time.monotonic() - started
+        print(f"{len(ids)} submissions done in {elapsed:.1f} s, one worker killed")
+        for i in ids:
+            run = finished[i]["result"]["run"]
+            assert run["status"] == "ok", finished[i]
+            assert run["stdout"] in (f"hello {n}\n" for n in range(N_HELLO)) or run[
+                "stdout"
+            ].startswith("slept "), run
+        # Exactly one result each, in the database itself (not only as the API shows it).
+        with psycopg.connect(url) as db:
+            rows = db.execute(
+                "SELECT count(*), count(DISTINCT id), sum((state = 'done')::int) "
+                "FROM execbox_submissions"
+            ).fetchone()
+            retried = db.execute(
+                "SELECT count(*) FROM execbox_submissions WHERE attempts > 1"
+            ).fetchone()[0]
+        assert rows == (len(ids), len(ids), len(ids))
+        assert retried >= 1, "the killed worker held no running submission"
+        assert killed.process.returncode == -signal.SIGKILL
+    finally:
+        _stop([*workers, api])
+
+
+def test_without_recovery_a_killed_workers_submission_is_left_unfinished(postgres):
+    """The negative control: the same kill with stalled-job retry switched off."""
+    url = _fresh_database(postgres, "norecovery")
+    workers, api = _cluster(url, stalled_retry=False)
+    try:
+        ids = _submit_all(api)
+        _kill_a_busy_worker(workers)
+        finished: dict[str, dict] = {}
+
+        def all_done() -> bool:
+            finished.update(_results(api, ids))
+            return all(finished[i]["status"] == "done" for i in ids)
+
+        def none_queued() -> bool:
+            finished.update(_results(api, ids))
+            return all(finished[i]["status"] != "queued" for i in ids)
+
+        wait_for(none_queued, 300, "the surviving worker to take every queued submission")
+        # Longer than recovery takes when it is on (see the test above): nothing comes.
+        with pytest.raises(AssertionError):
+            wait_for(all_done, 4 * STALLED_AFTER_S, "every submission's end")
+        stuck = [i for i in ids if finished[i]["status"] == "running"]
+        assert stuck, "with recovery off, the killed worker's submissions stay running"
+    finally:
+        _stop([*workers, api])
+
+
+def test_an_api_only_node_refuses_synchronous_runs_and_the_database_going_away_is_503(
+    postgres,
+):
+    url = _fresh_database(postgres, "roles")
+    workers, api = _cluster(url, stalled_retry=True)
+    try:
+        with httpx.Client(base_url=api.url, timeout=60) as client:
+            response = client.post("/api/v1/execute", json={"language": "bash", "code": "echo"})
+            assert response.status_code == 503, response.text
+            assert "serves the API only" in response.text
+            # Judge0 through the API-only node, run by a worker.
+            created = client.post(
+                "/submissions?wait=true",
+                json={"source_code": "echo judged", "language_id": 46},
+            )
+            assert created.status_code == 201, created.text
+            assert created.json()["stdout"] == "judged\n", created.text
+            # The database going away: 503 with Retry-After, promptly.
+            with psycopg.connect(postgres, autocommit=True) as db:
+                db.execute("ALTER DATABASE roles ALLOW_CONNECTIONS false")
+                db.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = 'roles' AND pid != pg_backend_pid()"
+                )
+            asked = time.monotonic()
+            response = client.post("/api/v1/submissions", json={"language": "bash", "code": "echo"})
+            assert response.status_code == 503, response.text
+            assert response.headers["Retry-After"]
+            assert time.monotonic() - asked < slow(10)
+            response = client.get(f"/submissions/{created.json()['token']}")
+            assert response.status_code == 503, response.text
+    finally:
+        _stop([*workers, api])
