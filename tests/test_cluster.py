@@ -22,7 +22,7 @@ from conftest import Server, free_port, slow, wait_for
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PG_USER = "execbox-pg"  # not nobody: uid 65534 is a sandbox uid the other tests watch
-N_HELLO = int(os.environ.get("EXECBOX_CLUSTER_N", "100"))
+N_HELLO = int(os.environ.get("EXECBOX_CLUSTER_N", "500"))
 N_SLEEP = 8
 SLEEP_S = 2
 STALLED_AFTER_S = 5  # a worker silent this long is presumed dead
@@ -180,7 +180,7 @@ def test_a_killed_worker_loses_no_submission_and_none_finishes_twice(postgres):
 
         def all_done() -> bool:
             finished.update(_results(api, ids))
-            return all(finished[i]["status"] == "done" for i in ids)
+            return all(finished[i]["state"] == "done" for i in ids)
 
         wait_for(all_done, 300, "every submission's end")
         elapsed = time.monotonic() - started
@@ -218,17 +218,17 @@ def test_without_recovery_a_killed_workers_submission_is_left_unfinished(postgre
 
         def all_done() -> bool:
             finished.update(_results(api, ids))
-            return all(finished[i]["status"] == "done" for i in ids)
+            return all(finished[i]["state"] == "done" for i in ids)
 
         def none_queued() -> bool:
             finished.update(_results(api, ids))
-            return all(finished[i]["status"] != "queued" for i in ids)
+            return all(finished[i]["state"] != "queued" for i in ids)
 
         wait_for(none_queued, 300, "the surviving worker to take every queued submission")
         # Longer than recovery takes when it is on (see the test above): nothing comes.
         with pytest.raises(AssertionError):
             wait_for(all_done, 4 * STALLED_AFTER_S, "every submission's end")
-        stuck = [i for i in ids if finished[i]["status"] == "running"]
+        stuck = [i for i in ids if finished[i]["state"] == "running"]
         assert stuck, "with recovery off, the killed worker's submissions stay running"
     finally:
         _stop([*workers, api])
