@@ -107,7 +107,8 @@ class Server:
         self.log = ROOT / ".pytest_cache" / f"server-{self.port}.log"
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> Server:
+    def spawn(self) -> subprocess.Popen:
+        """The process, started (not yet ready)."""
         self.log.parent.mkdir(exist_ok=True)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "execbox", *self.command],
@@ -116,6 +117,10 @@ class Server:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
+        return self.process
+
+    def start(self) -> Server:
+        self.spawn()
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

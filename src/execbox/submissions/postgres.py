@@ -28,7 +28,12 @@ from procrastinate.jobs import Job
 
 from execbox.scheduler import Refused
 from execbox.submissions.model import Submission, SubmissionState
-from execbox.submissions.store import COLUMNS, Pending, row_to_submission
+from execbox.submissions.store import (
+    COLUMNS,
+    Pending,
+    row_to_submission,
+    submission_to_row,
+)
 
 QUEUE = "execbox"
 TASK = "execbox.run_submission"
@@ -111,22 +116,7 @@ class PostgresStore:
             db.execute(SCHEMA)
 
     def add(self, submissions: list[Submission]) -> None:
-        rows = [
-            (
-                s.id,
-                s.dialect,
-                s.caller,
-                json.dumps(s.request),
-                s.state.value,
-                json.dumps(s.result) if s.result is not None else None,
-                s.created_at or time.time(),
-                s.finished_at,
-                s.callback_url,
-                json.dumps(s.extra),
-                s.attempts,
-            )
-            for s in submissions
-        ]
+        rows = [submission_to_row(s) for s in submissions]
         marks = ",".join(["%s"] * len(COLUMNS.split(",")))
         jobs = [
             Job(

@@ -81,22 +81,7 @@ class SQLiteStore:
             )
 
     def add(self, submissions: list[Submission]) -> None:
-        rows = [
-            (
-                s.id,
-                s.dialect,
-                s.caller,
-                json.dumps(s.request),
-                s.state.value,
-                json.dumps(s.result) if s.result is not None else None,
-                s.created_at or time.time(),
-                s.finished_at,
-                s.callback_url,
-                json.dumps(s.extra),
-                s.attempts,
-            )
-            for s in submissions
-        ]
+        rows = [submission_to_row(s) for s in submissions]
         marks = ",".join("?" * len(COLUMNS.split(",")))
         with self._db:  # one transaction: a batch is stored whole or not at all
             self._db.execute("BEGIN")
@@ -158,6 +143,23 @@ class SQLiteStore:
 
     def close(self) -> None:
         self._db.close()
+
+
+def submission_to_row(s: Submission) -> tuple:
+    """A submission as the values of ``COLUMNS``."""
+    return (
+        s.id,
+        s.dialect,
+        s.caller,
+        json.dumps(s.request),
+        s.state.value,
+        json.dumps(s.result) if s.result is not None else None,
+        s.created_at or time.time(),
+        s.finished_at,
+        s.callback_url,
+        json.dumps(s.extra),
+        s.attempts,
+    )
 
 
 def row_to_submission(row: tuple) -> Submission:
