@@ -19,6 +19,9 @@ import psycopg
 import pytest
 from conftest import Server, free_port, slow, wait_for
 
+from execbox.submissions.model import Submission
+from execbox.submissions.postgres import PostgresStore
+
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PG_USER = "execbox-pg"  # not nobody: uid 65534 is a sandbox uid the other tests watch
 N_HELLO = int(os.environ.get("EXECBOX_CLUSTER_N", "500"))
@@ -258,5 +261,43 @@ def test_an_api_only_node_refuses_synchronous_runs_and_the_database_going_away_i
             assert time.monotonic() - asked < slow(10)
             response = client.get(f"/submissions/{created.json()['token']}")
             assert response.status_code == 503, response.text
+            assert response.headers["Retry-After"]
+            # And back on its own once the database is.
+            with psycopg.connect(postgres, autocommit=True) as db:
+                db.execute("ALTER DATABASE roles ALLOW_CONNECTIONS true")
+            response = client.get(f"/submissions/{created.json()['token']}")
+            assert response.status_code == 200, response.text
+            assert response.json()["stdout"] == "judged\n"
     finally:
         _stop([*workers, api])
+
+
+def _submission(id: str) -> Submission:
+    return Submission(id=id, dialect="v1", caller="test", request={}, created_at=time.time())
+
+
+def test_only_the_attempt_that_owns_a_submission_stores_its_result(postgres):
+    store = PostgresStore(_fresh_database(postgres, "attempts"))
+    store.migrate()
+    store.add([_submission("a")])
+    first = store.start_attempt("a")
+    second = store.start_attempt("a")  # the first one's worker was presumed dead
+    assert store.finish("a", {"error": "late"}, first) is False
+    assert store.finish("a", {"error": "owner"}, second) is True
+    assert store.finish("a", {"error": "again"}, second) is False
+    assert store.get(["a"])["a"].result == {"error": "owner"}
+    store.close()
+
+
+def test_a_batch_is_stored_and_queued_whole_or_not_at_all(postgres):
+    url = _fresh_database(postgres, "atomic")
+    store = PostgresStore(url)
+    store.migrate()
+    store.add([_submission("a")])
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        store.add([_submission("b"), _submission("a")])
+    with psycopg.connect(url) as db:
+        (jobs,) = db.execute("SELECT count(*) FROM procrastinate_jobs").fetchone()
+    assert set(store.get(["a", "b"])) == {"a"}
+    assert jobs == 1
+    store.close()
