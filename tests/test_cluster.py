@@ -9,6 +9,7 @@ import pwd
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -301,3 +302,35 @@ def test_a_batch_is_stored_and_queued_whole_or_not_at_all(postgres):
     assert set(store.get(["a", "b"])) == {"a"}
     assert jobs == 1
     store.close()
+
+
+def test_a_full_node_runs_both_kinds_and_a_worker_stops_on_sigterm(postgres):
+    url = _fresh_database(postgres, "fullnode")
+    env = {"EXECBOX_DATABASE_URL": url}
+    worker = Worker(env=env, command=("worker",)).start()
+    node = Server(env=env).start()  # `execbox serve`: the API and a worker
+    try:
+        with httpx.Client(base_url=node.url, timeout=60) as client:
+            ran = client.post("/api/v1/execute", json={"language": "bash", "code": "echo now"})
+            assert ran.status_code == 200, ran.text
+            assert ran.json()["run"]["stdout"] == "now\n"
+            created = client.post(
+                "/submissions?wait=true", json={"source_code": "echo later", "language_id": 46}
+            )
+            assert created.status_code == 201, created.text
+            assert created.json()["stdout"] == "later\n"
+        assert worker.stop(signal.SIGTERM, timeout=slow(30)) == 0
+    finally:
+        _stop([worker, node])
+
+
+def test_an_api_only_node_needs_cluster_mode():
+    done = subprocess.run(
+        [sys.executable, "-m", "execbox", "serve", "--no-worker"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "EXECBOX_DATABASE_URL": ""},
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "needs cluster mode" in done.stderr

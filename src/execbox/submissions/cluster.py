@@ -19,6 +19,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import procrastinate
+import procrastinate.worker
 import psycopg
 
 from execbox.config import Settings
@@ -60,6 +61,8 @@ class ClusterRunner:
         self._waiters = Waiters()
         self._tasks: set[asyncio.Task] = set()
         self._closing = False
+        self._taking = True
+        self._worker: procrastinate.worker.Worker | None = None
         self._queue = procrastinate.App(
             connector=procrastinate.PsycopgConnector(
                 conninfo=settings.database_url,
@@ -149,8 +152,17 @@ class ClusterRunner:
 
     # Running: worker nodes.
 
+    def stop_taking(self) -> None:
+        """Take no more jobs (the node is stopping); those running go on."""
+        self._taking = False
+        if self._worker is not None:
+            self._worker.stop()
+
     async def _work(self) -> None:
-        await self._queue.run_worker_async(
+        if not self._taking:
+            await asyncio.Future()  # parked until the node closes
+        self._worker = procrastinate.worker.Worker(
+            app=self._queue,
             queues=[QUEUE],
             concurrency=max(1, self.settings.max_concurrency),
             name=f"execbox-{self.settings.host}:{self.settings.port}",
@@ -159,7 +171,9 @@ class ClusterRunner:
             stalled_worker_timeout=self.settings.cluster_stalled_after_s,
             fetch_job_polling_interval=5.0,
             delete_jobs="successful",
+            shutdown_graceful_timeout=self.settings.shutdown_grace_s,
         )
+        await self._worker.run()
 
     async def _recover_stalled(self) -> None:
         while True:
@@ -188,8 +202,11 @@ class ClusterRunner:
                 self.executor, submission, self.settings.max_result_bytes
             )
         except ShuttingDown:
+            # This node is draining: it takes no more, and another worker (or this one when
+            # it is back) runs the submission (the task retries on ShuttingDown).
+            self.stop_taking()
             self.store.requeue(id, count_attempt=False)
-            raise  # procrastinate runs it again (retry_exceptions), elsewhere or later
+            raise
         except Exception as err:
             log.exception("submission %s failed (attempt %d)", id, attempt)
             result = codec.failure(f"internal error: {err}")

@@ -58,6 +58,7 @@ async def run_worker(settings: Settings, render_callback: dict) -> None:
         log.info(READY)
         await stop.wait()
         log.info("stopping: letting running work finish")
+        runner.stop_taking()
         scheduler.stop_admitting()
         if not await scheduler.drain(settings.shutdown_grace_s):
             log.warning("grace period over: killing the work that is left")
