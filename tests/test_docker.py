@@ -62,7 +62,7 @@ def test_a_running_container_is_locked_down(engine, docker_server):
     """Read the configuration of the container that runs a program, from the engine."""
     body = {
         "language": "bash",
-        "code": "sleep 3",
+        "code": "ulimit -f; sleep 3",
         "limits": {"memory_mb": 96, "processes": 20, "file_size_mb": 3},
     }
     result: list[httpx.Response] = []
@@ -83,6 +83,7 @@ def test_a_running_container_is_locked_down(engine, docker_server):
     finally:
         thread.join()
     assert result[0].json()["status"] == "ok"
+    assert result[0].json()["run"]["stdout"] == "3072\n"
     assert running, "the program's container was not seen"
     info = running[0]
     host = info["HostConfig"]
@@ -96,7 +97,9 @@ def test_a_running_container_is_locked_down(engine, docker_server):
     assert host["NanoCpus"] == 1_000_000_000
     assert host["Init"] is True
     ulimits = {u["Name"]: (u["Soft"], u["Hard"]) for u in host["Ulimits"]}
-    assert ulimits["fsize"] == (3 * 1024 * 1024,) * 2 and ulimits["core"] == (0, 0)
+    # The container's own file-size limit bounds unpacking the request's files (its /box is
+    # a 96 MiB tmpfs); the program runs under the stage's 3 MiB (bash counts 1024-byte blocks).
+    assert ulimits["fsize"] == (96 * 1024 * 1024,) * 2 and ulimits["core"] == (0, 0)
     uid, gid = info["Config"]["User"].split(":")
     assert uid == gid and int(uid) in range(61500, 62000)
     assert {"/proc/config.gz", "/proc/key-users", "/sys/kernel"} <= set(host["MaskedPaths"])

@@ -12,7 +12,7 @@ import time
 
 import httpx
 import pytest
-from conftest import Server, slow
+from conftest import Server, slow, wait_for
 
 ADD = '#include <stdio.h>\nint main(){int a,b; scanf("%d %d",&a,&b); printf("%d\\n",a+b);}'
 
@@ -147,11 +147,17 @@ def test_a_graceful_stop_keeps_queued_submissions(tmp_path):
         ids = [
             httpx.post(
                 first.url + "/api/v1/submissions",
-                json={"language": "bash", "code": f"sleep 0.5; echo {i}"},
+                json={"language": "bash", "code": f"sleep {slow(1):.0f}; echo {i}"},
             ).json()["id"]
             for i in range(6)
         ]
-        wait_state(first.url, ids[0], "running")
+        # Stopped while the first runs (or has just run) and the others wait.
+        wait_for(
+            lambda: (
+                httpx.get(f"{first.url}/api/v1/submissions/{ids[0]}").json()["state"] != "queued"
+            ),
+            what="the first submission starting",
+        )
     finally:
         first.stop(signal.SIGTERM)
     second = Server(env=env).start()
