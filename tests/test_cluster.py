@@ -231,16 +231,25 @@ def test_without_recovery_a_killed_workers_submission_is_left_unfinished(postgre
         _stop([*workers, api])
 
 
-def test_an_api_only_node_refuses_synchronous_runs_and_the_database_going_away_is_503(
+def test_an_api_only_node_dispatches_synchronous_runs_and_the_database_going_away_is_503(
     postgres,
 ):
     url = _fresh_database(postgres, "roles")
     workers, api = _cluster(url, stalled_retry=True)
     try:
         with httpx.Client(base_url=api.url, timeout=60) as client:
-            response = client.post("/api/v1/execute", json={"language": "bash", "code": "echo"})
-            assert response.status_code == 503, response.text
-            assert "serves the API only" in response.text
+            # Synchronous runs through the API-only node: dispatched to a worker, awaited.
+            response = client.post(
+                "/api/v1/execute", json={"language": "bash", "code": "echo synchronous"}
+            )
+            assert response.status_code == 200, response.text
+            assert response.json()["run"]["stdout"] == "synchronous\n"
+            response = client.post(
+                "/api/v2/execute",
+                json={"language": "bash", "version": "*", "files": [{"content": "echo p"}]},
+            )
+            assert response.status_code == 200, response.text
+            assert response.json()["run"]["stdout"] == "p\n"
             # Judge0 through the API-only node, run by a worker.
             created = client.post(
                 "/submissions?wait=true",

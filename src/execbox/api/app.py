@@ -48,23 +48,24 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Cluster mode (EXECBOX_DATABASE_URL): submissions in PostgreSQL; an API-only node
-        # runs no sandbox and refuses synchronous executions.
+        # runs no sandbox and has the workers run its executions.
         store = _store(settings)
         api_only = bool(settings.database_url) and settings.role == "api"
         if api_only:
-            from execbox.submissions.api_node import ApiOnlyScheduler, api_only_engine
+            from execbox.submissions.api_node import api_only_engine, dispatch_scheduler
 
             await asyncio.to_thread(store.migrate)
             app.state.engine = await api_only_engine(settings, store)
+            app.state.scheduler = dispatch_scheduler(settings)
         else:
             app.state.engine = engine or await Engine.start(settings, sandbox)
-        app.state.scheduler = (ApiOnlyScheduler if api_only else Scheduler)(
-            settings.max_concurrency,
-            settings.queue_size,
-            settings.queue_timeout_s,
-            memory_budget=settings.memory_budget_bytes(),
-            caller_share=settings.caller_queue_share,
-        )
+            app.state.scheduler = Scheduler(
+                settings.max_concurrency,
+                settings.queue_size,
+                settings.queue_timeout_s,
+                memory_budget=settings.memory_budget_bytes(),
+                caller_share=settings.caller_queue_share,
+            )
         app.state.metrics.bind(app.state.scheduler, app.state.engine.compile_cache)
         app.state.executor = Executor(app.state.engine, app.state.scheduler, app.state.metrics)
         runner_args = (
@@ -84,7 +85,9 @@ def create_app(
 
             app.state.submissions = ClusterRunner(*runner_args, worker=not api_only)
             await app.state.submissions.start()
-            if not api_only:
+            if api_only:
+                app.state.engine.dispatch = app.state.submissions.run_elsewhere
+            else:
                 await asyncio.to_thread(publish_runtimes, app.state.engine, store)
         else:
             app.state.submissions = SubmissionRunner(*runner_args)

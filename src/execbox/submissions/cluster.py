@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -23,6 +24,7 @@ import procrastinate.worker
 import psycopg
 
 from execbox.config import Settings
+from execbox.engine import ExecutionRequest
 from execbox.executor import Executor
 from execbox.scheduler import ShuttingDown
 from execbox.submissions import codec, lifecycle
@@ -35,6 +37,7 @@ from execbox.submissions.waiters import Waiters
 log = logging.getLogger("execbox.cluster")
 
 RECONNECT_S = 1.0
+DISPATCHED = "dispatched"  # the dialect of a synchronous execution run for an API-only node
 EXPIRY_EVERY_S = 60.0
 
 
@@ -135,6 +138,22 @@ class ClusterRunner:
 
     async def wait(self, id: str, timeout_s: float) -> Submission | None:
         return await self._waiters.wait(id, timeout_s, lambda i: self.store.get([i]).get(i))
+
+    async def run_elsewhere(
+        self, request: ExecutionRequest, caller: str, timeout_s: float
+    ) -> dict | None:
+        """Have a worker run an execution now (for an API-only node's synchronous routes):
+        stored as a submission, queued, awaited; its result, or None past the timeout."""
+        submission = Submission(
+            id=str(uuid.uuid4()),
+            dialect=DISPATCHED,
+            caller=caller,
+            request=codec.request_to_json(request),
+            created_at=time.time(),
+        )
+        await asyncio.to_thread(self.store.add, [submission])
+        done = await self.wait(submission.id, timeout_s)
+        return done.result if done is not None else None
 
     def pending(self) -> int:
         """Unfinished submissions in the whole cluster."""
