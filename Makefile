@@ -4,12 +4,13 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Debian packages: the sandbox (bubblewrap), tools the tests use (procps, file; PostgreSQL for cluster mode's), and toolchains,
+# Debian packages: the sandbox (bubblewrap), tools the tests use (procps, file), and toolchains,
 # each installed only when its command is missing (a machine may have its own node, JDK...).
-APT_COMMANDS := bwrap:bubblewrap ps:procps file:file go:golang-go g++:g++ gcc:gcc node:nodejs javac:default-jdk-headless rustc:rustc /usr/lib/postgresql/15/bin/initdb:postgresql
+APT_COMMANDS := bwrap:bubblewrap ps:procps file:file go:golang-go g++:g++ gcc:gcc node:nodejs javac:default-jdk-headless rustc:rustc
 # Only for `make test` (a target-specific variable reaches `system` through `setup`): the
-# playground's browser tests need Debian's chromium and its driver.
-test: APT_COMMANDS += chromium:chromium chromedriver:chromium-driver
+# playground's browser tests need Debian's chromium and its driver, cluster mode's tests a
+# PostgreSQL server (started by the tests themselves; `make run` needs no server).
+test: APT_COMMANDS += chromium:chromium chromedriver:chromium-driver /usr/lib/postgresql/15/bin/initdb:postgresql
 
 # The languages beyond the seed set (`make languages`; `make test` installs them): the same
 # command:package pairs, each installed only when its command is missing.
