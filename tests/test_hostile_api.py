@@ -126,7 +126,7 @@ def test_zip_bomb_is_refused_off_the_loop_with_bounded_memory(server):
     assert grown_mib < 32, f"peak RSS grew by {grown_mib:.0f} MiB"
     assert response.status_code == 422, response.text
     assert "inflates past" in response.json()["additional_files"][0]
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < slow(5)
 
 
 def test_zip_that_declares_more_than_the_limit_is_refused(server):
