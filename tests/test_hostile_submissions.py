@@ -16,7 +16,7 @@ from execbox.submissions.store import SCHEMA
 def wait_state(
     url: str, id: str, states: set[str], timeout: float = 60, headers: dict | None = None
 ) -> dict:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + slow(timeout)
     while True:
         body = httpx.get(f"{url}/api/v1/submissions/{id}", timeout=30, headers=headers).json()
         if body["state"] in states:
@@ -161,7 +161,7 @@ def test_a_graceful_restart_does_not_count_as_an_attempt(tmp_path):
 
 
 def test_stored_submissions_are_served_round_robin_with_a_share_per_caller(tmp_path):
-    """Caller A queues its whole share of 1 s sleeps (one slot); caller B's one submission runs
+    """Caller A queues its whole share of sleeps (one slot); caller B's one submission runs
     next, not after all of A's; A past its share gets a 429 while B still gets in."""
     srv = Server(
         env={
@@ -174,7 +174,9 @@ def test_stored_submissions_are_served_round_robin_with_a_share_per_caller(tmp_p
         }
     ).start()
     a, b = {"X-API-Key": "key-a"}, {"X-API-Key": "key-b"}
-    sleep = {"language": "bash", "code": "sleep 1"}
+    # Long enough that none of A's ends before its 11th is posted, even on a slow host.
+    nap = slow(2)
+    sleep = {"language": "bash", "code": f"sleep {nap}"}
     try:
         batch = httpx.post(
             srv.url + "/api/v1/submissions/batch", json={"submissions": [sleep] * 10}, headers=a
@@ -189,7 +191,7 @@ def test_stored_submissions_are_served_round_robin_with_a_share_per_caller(tmp_p
         done = wait_state(srv.url, id, {"done"}, timeout=60, headers=b)
         waited = time.monotonic() - started
         assert done["result"]["run"]["stdout"] == "b\n"
-        # First in, first out, B would wait for ten seconds of A's sleeps.
-        assert waited < 5, f"B waited {waited:.1f} s behind A's backlog"
+        # First in, first out, B would wait for all ten of A's sleeps; round robin, for one.
+        assert waited < 2 * nap + slow(2), f"B waited {waited:.1f} s behind A's backlog"
     finally:
         srv.stop()

@@ -8,6 +8,7 @@ import base64
 import httpx
 import judge0
 import pytest
+from conftest import slow
 
 HELLO = {
     judge0.PYTHON: "print('hello from python')",
@@ -21,6 +22,11 @@ HELLO = {
 }
 
 
+# Judge0's own default limits (5 s CPU, 10 s wall), stretched on a slow host within its maxima:
+# node alone needs seconds of CPU to start under software emulation.
+LIMITS = {"cpu_time_limit": min(15.0, slow(5.0)), "wall_time_limit": min(20.0, slow(10.0))}
+
+
 @pytest.fixture(scope="module")
 def client(server):
     return judge0.Client(server.url)
@@ -28,7 +34,7 @@ def client(server):
 
 @pytest.mark.parametrize("language", list(HELLO), ids=lambda lang: lang.name.lower())
 def test_hello_world_in_every_language(client, language):
-    result = judge0.run(client=client, source_code=HELLO[language], language=language)
+    result = judge0.run(client=client, source_code=HELLO[language], language=language, **LIMITS)
     assert result.status == judge0.Status.ACCEPTED, (
         result.status,
         result.compile_output,

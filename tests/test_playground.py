@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ROOT, Server, free_port
+from conftest import ROOT, Server, free_port, slow
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.chrome.options import Options  # noqa: E402
@@ -83,7 +83,7 @@ def _browser() -> WebDriver:
         options.add_argument(arg)
     options.add_argument("--window-size=1280,900")
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
+    driver.set_page_load_timeout(slow(30))
     return driver
 
 
@@ -95,7 +95,7 @@ def browser() -> Iterator[WebDriver]:
 
 
 def wait(driver: WebDriver, condition, timeout: float = 30):
-    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(lambda d: condition(d))
+    return WebDriverWait(driver, slow(timeout), poll_frequency=0.05).until(lambda d: condition(d))
 
 
 def text(driver: WebDriver, element_id: str) -> str:
