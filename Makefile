@@ -13,8 +13,14 @@ APT_COMMANDS := bwrap:bubblewrap ps:procps file:file go:golang-go g++:g++ gcc:gc
 test: APT_COMMANDS += chromium:chromium chromedriver:chromium-driver /usr/lib/postgresql/15/bin/initdb:postgresql
 
 # The languages beyond the seed set (`make languages`; `make test` installs them): the same
-# command:package pairs, each installed only when its command is missing.
-LANGUAGES_APT := ruby:ruby php:php-cli perl:perl lua5.4:lua5.4 sqlite3:sqlite3 clang:clang tsc:node-typescript nasm:nasm tclsh:tcl pypy3:pypy3
+# command:package pairs (a command, or a path that must exist; packages joined by +), each
+# installed only when missing.
+LANGUAGES_APT := ruby:ruby php:php-cli perl:perl lua5.4:lua5.4 sqlite3:sqlite3 clang:clang tsc:node-typescript nasm:nasm tclsh:tcl pypy3:pypy3 \
+  gfortran:gfortran fpc:fp-compiler ocaml:ocaml-nox ghc:ghc mcs:mono-mcs kotlinc:kotlin scala:scala \
+  elixir:elixir erl:erlang-nox sbcl:sbcl gdc:gdc octave-cli:octave swipl:swi-prolog-nox cobc:gnucobol3 \
+  /usr/lib/gcc/x86_64-linux-gnu/12/cc1obj:gobjc Rscript:r-base-core clojure:clojure groovy:groovy \
+  gnatmake:gnat guile-3.0:guile-3.0 racket:racket nim:nim crystal:crystal \
+  /usr/lib/python3/dist-packages/sklearn:python3-numpy+python3-pandas+python3-scipy+python3-sklearn+python3-matplotlib
 
 .PHONY: run test test-vm setup system venv lint bench clean docker-images docker-service docker-native languages
 
@@ -30,7 +36,7 @@ setup: system venv
 system:
 	@missing=""; \
 	for pair in $(APT_COMMANDS); do \
-	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || [ -e "$${pair%%:*}" ] || missing="$$missing $$(echo $${pair##*:} | tr + ' ')"; \
 	done; \
 	[ -e /usr/lib/x86_64-linux-gnu/libseccomp.so.2 ] || [ -n "$$(ldconfig -p 2>/dev/null | grep libseccomp.so.2)" ] || missing="$$missing libseccomp2"; \
 	$(PYTHON) -c "import ensurepip, venv" >/dev/null 2>&1 || missing="$$missing python3-venv"; \
