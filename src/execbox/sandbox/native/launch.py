@@ -78,6 +78,12 @@ async def start_box(
         finally:
             for fd in fds.values():
                 os.close(fd)
+        # The program's standard streams are pipes the service made (root's, mode 0600): given
+        # to the box's uid, the program may reopen them as /dev/stdin, /dev/stdout and
+        # /dev/stderr (`echo x > /dev/stderr`), as anywhere else. No other box can reach them.
+        for pipe in (popen.stdin, popen.stdout, popen.stderr):
+            assert pipe is not None
+            os.fchown(pipe.fileno(), uid, -1)
         box_process = await process.attach(popen)
         child = await read_until(info_read, _child_pid)
         if child is not None:
