@@ -127,6 +127,10 @@ class Settings(BaseSettings):
     # Output one execution keeps, over all its stages and test cases (the engine caps each
     # stage at what is left; a stored submission result is bound by it too).
     max_result_bytes: int = 16 * 1024 * 1024
+    # Output files (a request's ``outputs``) one execution gives back at most, over all its
+    # runs; a request may ask for less. Past them the answer says which bound cut it.
+    outputs_max_files: int = 64
+    outputs_max_bytes: int = 10 * 1024 * 1024
     # Callbacks: also to loopback/private/link-local addresses (off: only public ones).
     callback_allow_private: bool = False
     callback_timeout_s: float = 5.0

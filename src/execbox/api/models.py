@@ -16,6 +16,8 @@ from execbox.engine import (
     SourceFile,
     StageReport,
 )
+from execbox.engine.model import OutputsRequest
+from execbox.sandbox.outputs import OutputFile, Outputs
 
 # A language name or version, far longer than any real one: refused before it is parsed.
 MAX_NAME_CHARS = 64
@@ -76,6 +78,17 @@ class ExecuteRequest(BaseModel):
     limits: LimitsModel | None = None
     compile_limits: LimitsModel | None = None
     output_encoding: Literal["utf8", "base64"] = "utf8"
+    outputs: list[str] | None = Field(
+        None,
+        description="Files the program leaves to give back: globs relative to the work dir "
+        "('*.png', 'results/*.csv', 'out/**/*.json'); regular files only, base64",
+    )
+    outputs_max_files: int | None = Field(
+        None, description="At most this many output files (default and maximum: the server's)"
+    )
+    outputs_max_bytes: int | None = Field(
+        None, description="At most this many bytes of output files in all (the server's bound)"
+    )
 
     @model_validator(mode="after")
     def _code_or_files(self) -> ExecuteRequest:
@@ -103,7 +116,15 @@ class ExecuteRequest(BaseModel):
             args=list(self.args),
             limits=(self.limits or LimitsModel()).to_request(),
             compile_limits=(self.compile_limits or LimitsModel()).to_request(),
+            outputs=self._outputs_request(),
         )
+
+    def _outputs_request(self) -> OutputsRequest | None:
+        if self.outputs is None:
+            if self.outputs_max_files is not None or self.outputs_max_bytes is not None:
+                raise InvalidRequest("outputs_max_files/outputs_max_bytes need `outputs`")
+            return None
+        return OutputsRequest(tuple(self.outputs), self.outputs_max_files, self.outputs_max_bytes)
 
 
 Status = Literal[
@@ -123,6 +144,13 @@ def encode_output(data: bytes, encoding: str) -> str:
     return data.decode("utf-8", errors="replace")
 
 
+class OutputFileModel(BaseModel):
+    name: str = Field(description="Path relative to the work dir")
+    size: int = Field(description="Bytes")
+    encoding: Literal["base64"] = "base64"
+    content: str
+
+
 class StageModel(BaseModel):
     status: Status
     exit_code: int | None
@@ -137,9 +165,19 @@ class StageModel(BaseModel):
     memory_bytes: int
     message: str | None = None
     cached: bool = Field(False, description="Compile stage: answered from the compile cache")
+    outputs: list[OutputFileModel] | None = Field(
+        None, description="Run stage: the files `outputs` named (null when it named none)"
+    )
+    outputs_truncated: bool | None = Field(
+        None, description="Some matching files were left out (see outputs_limits_hit)"
+    )
+    outputs_limits_hit: list[str] | None = Field(
+        None, description="Why files were left out: max_files, max_bytes, unavailable"
+    )
 
     @classmethod
     def of(cls, report: StageReport, encoding: str) -> StageModel:
+        found: Outputs | None = report.outputs
         return cls(
             status=report.status.value,
             exit_code=report.exit_code,
@@ -154,7 +192,15 @@ class StageModel(BaseModel):
             memory_bytes=report.memory_bytes,
             message=report.message,
             cached=report.cached,
+            outputs=None if found is None else list(map(_output_file, found.files)),
+            outputs_truncated=None if found is None else found.truncated,
+            outputs_limits_hit=None if found is None else list(found.limits_hit),
         )
+
+
+def _output_file(found: OutputFile) -> OutputFileModel:
+    content = base64.b64encode(found.content).decode()
+    return OutputFileModel(name=found.name, size=len(found.content), content=content)
 
 
 class ExecuteResponse(BaseModel):

@@ -16,6 +16,7 @@ from execbox.engine.errors import InvalidRequest
 from execbox.engine.files import check_files
 from execbox.engine.job import Job
 from execbox.engine.model import ExecutionRequest, ExecutionResult, SourceFile
+from execbox.engine.outputs import resolve_outputs
 from execbox.languages import load_languages
 from execbox.sandbox import Interactive, Sandbox, create_sandbox
 
@@ -72,6 +73,7 @@ class Engine:
             request,
             language=runtime.language.name,
             files=check_files(files, self.settings.max_files),
+            outputs=resolve_outputs(request.outputs, self.settings),
         )
         if request.compile_options and not runtime.language.compile_options:
             raise InvalidRequest(f"{runtime.language.name} takes no compiler options")

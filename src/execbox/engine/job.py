@@ -11,7 +11,9 @@ from execbox.engine.catalog import Runtime
 from execbox.engine.compile_cache import CompileCache, CompileOutcome, cache_key
 from execbox.engine.model import ExecutionRequest, ExecutionResult, StageReport, Status
 from execbox.engine.output_budget import OutputBudget
+from execbox.engine.outputs import OutputsBudget
 from execbox.sandbox import Interactive, LimitHit, Sandbox, SandboxFile, StageResult, StageSpec
+from execbox.sandbox.outputs import OutputRequest
 
 log = logging.getLogger("execbox.engine")
 
@@ -74,6 +76,7 @@ def judge(result: StageResult, limits: Limits, compile_stage: bool) -> StageRepo
         limits=limits,
         message=result.refusal or _message(status, result, limits),
         output=result.output,
+        outputs=result.outputs,
     )
 
 
@@ -134,6 +137,7 @@ class Job:
 
         files = [SandboxFile(f.name, f.content) for f in self.request.files]
         budget = OutputBudget(self.output_budget_bytes)
+        outputs = OutputsBudget.of(self.request.outputs)
         compile_report = None
         if self.language.compile is not None:
             await tell("compile", None)
@@ -153,7 +157,7 @@ class Job:
         reports = []
         for stdin in stdins:
             await tell("run", None)
-            reports.append(await self._run(sandbox, files, stdin, budget, interactive))
+            reports.append(await self._run(sandbox, files, stdin, budget, outputs, interactive))
             await tell("run", reports[-1])
         worst = next((r.status for r in reports if r.status is not Status.OK), Status.OK)
         return self._result(worst, compile_report, reports)
@@ -165,7 +169,8 @@ class Job:
             spec = self._compile_spec([])
             if cache is None or self._compile_key(spec) not in cache:
                 return spec
-        return self._run_spec([], b"")
+        outputs = OutputsBudget.of(self.request.outputs)
+        return self._run_spec([], b"", outputs=outputs.stage() if outputs else None)
 
     def _compile_key(self, spec: StageSpec) -> str:
         """The compile cache's key (computed once: it hashes every source file)."""
@@ -182,6 +187,7 @@ class Job:
         stdin: bytes,
         interactive: Interactive | None = None,
         limits: Limits | None = None,
+        outputs: OutputRequest | None = None,
     ) -> StageSpec:
         template = self.language.run_template([(f.name, f.content) for f in self.request.files])
         # Sandboxes are kept warm for requests with the default limits only: a pool per
@@ -194,6 +200,7 @@ class Job:
             merge_stderr=self.request.merge_stderr,
             interactive=interactive,
             keep_warm=not self.request.limits.given(),
+            outputs=outputs,
         )
         spec.argv.extend(self.request.args)
         return spec
@@ -220,11 +227,15 @@ class Job:
         files: list[SandboxFile],
         stdin: bytes,
         budget: OutputBudget,
+        outputs: OutputsBudget | None = None,
         interactive: Interactive | None = None,
     ) -> StageReport:
         limits = budget.cap(self.run_limits)
-        spec = self._run_spec(files, stdin, interactive, limits)
+        wanted = outputs.stage() if outputs is not None else None
+        spec = self._run_spec(files, stdin, interactive, limits, wanted)
         report = judge(await sandbox.run(spec), self.run_limits, compile_stage=False)
+        if outputs is not None:
+            report.outputs = outputs.charge(report.outputs)
         return budget.charge(report, capped=limits != self.run_limits, is_run=True)
 
     async def _compile(

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from execbox.config import Limits
+from execbox.sandbox.outputs import Outputs
 
 
 class Status(StrEnum):
@@ -40,6 +41,16 @@ class LimitRequest:
 
 
 @dataclass(frozen=True)
+class OutputsRequest:
+    """Files the program leaves that should come back (globs relative to the work dir), and
+    bounds that may lower the configured ones (None: the configured bound)."""
+
+    patterns: tuple[str, ...]
+    max_files: int | None = None
+    max_bytes: int | None = None
+
+
+@dataclass(frozen=True)
 class ExecutionRequest:
     language: str
     files: list[SourceFile]
@@ -53,6 +64,8 @@ class ExecutionRequest:
     cases: list[bytes] | None = None
     merge_stderr: bool = False  # the program's stderr goes to its stdout (one stream)
     compile_options: list[str] = field(default_factory=list)  # extra compiler flags
+    # Output files each run gives back, bounded over the whole execution (see outputs.py).
+    outputs: OutputsRequest | None = None
 
 
 @dataclass
@@ -71,6 +84,7 @@ class StageReport:
     message: str | None = None  # why the stage ended, in words, for a non-ok status
     cached: bool = False  # a compile stage answered from the compile cache
     output: bytes | None = None  # stdout and stderr interleaved, where the sandbox can tell
+    outputs: Outputs | None = None  # a run's output files, when the request asked for some
 
     def combined_output(self) -> bytes:
         """Both streams as one: interleaved as written where the sandbox could tell the order,

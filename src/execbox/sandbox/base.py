@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from execbox.config import Limits
+from execbox.sandbox.outputs import OutputRequest, Outputs
 from execbox.sandbox.policy import Ending, LimitHit, classify
 
 if TYPE_CHECKING:
@@ -51,6 +52,9 @@ class StageSpec:
     # The most bytes of files the stage may leave for collection (0: its memory limit); more is
     # refused as "compile output too large" (StageResult.refusal) and nothing is collected.
     collect_limit_bytes: int = 0
+    # Files the program leaves that come back after the stage, whatever its status
+    # (StageResult.outputs; see outputs.py). A run stage's only: never with collect_files.
+    outputs: OutputRequest | None = None
     # Keep a sandbox like this one started for the next stage: false for stages whose kind
     # few others share (custom limits, the version probes at start). A hint: a backend whose
     # sandboxes fit any limits (native) keeps its pool anyway.
@@ -75,6 +79,8 @@ class StageResult:
     # more artifacts than allowed): the stage failed on its program's account, with this message.
     refusal: str | None = None
     files: list[SandboxFile] = field(default_factory=list)
+    # The files StageSpec.outputs asked for; None when it asked for none.
+    outputs: Outputs | None = None
     # stdout and stderr as the program wrote them, one interleaved stream (as far as the order
     # they were read in tells); None where the backend cannot tell the order.
     output: bytes | None = None

@@ -14,6 +14,8 @@ from execbox.engine import (
     StageReport,
     Status,
 )
+from execbox.engine.model import OutputsRequest
+from execbox.sandbox.outputs import OutputFile, Outputs
 from execbox.submissions.result_bound import bound_result
 
 
@@ -37,6 +39,7 @@ def request_to_json(request: ExecutionRequest) -> dict:
         "cases": [_b64(c) for c in request.cases] if request.cases is not None else None,
         "merge_stderr": request.merge_stderr,
         "compile_options": list(request.compile_options),
+        "outputs": None if request.outputs is None else dataclasses.asdict(request.outputs),
     }
 
 
@@ -53,7 +56,28 @@ def request_from_json(data: dict) -> ExecutionRequest:
         cases=[_bytes(c) for c in cases] if cases is not None else None,
         merge_stderr=data["merge_stderr"],
         compile_options=list(data["compile_options"]),
+        outputs=_outputs_request_from_json(data.get("outputs")),
     )
+
+
+def _outputs_request_from_json(data: dict | None) -> OutputsRequest | None:
+    if data is None:
+        return None
+    return OutputsRequest(tuple(data["patterns"]), data["max_files"], data["max_bytes"])
+
+
+def _outputs_to_json(outputs: Outputs | None) -> dict | None:
+    if outputs is None:
+        return None
+    files = [{"name": f.name, "content": _b64(f.content)} for f in outputs.files]
+    return {"files": files, "limits_hit": list(outputs.limits_hit)}
+
+
+def _outputs_from_json(data: dict | None) -> Outputs | None:
+    if data is None:
+        return None
+    files = tuple(OutputFile(f["name"], _bytes(f["content"])) for f in data["files"])
+    return Outputs(files, tuple(data["limits_hit"]))
 
 
 def _report_to_json(report: StageReport | None) -> dict | None:
@@ -63,6 +87,7 @@ def _report_to_json(report: StageReport | None) -> dict | None:
     data["status"] = report.status.value
     data["stdout"], data["stderr"] = _b64(report.stdout), _b64(report.stderr)
     data["output"] = None if report.output is None else _b64(report.output)
+    data["outputs"] = _outputs_to_json(report.outputs)
     return data
 
 
@@ -77,6 +102,7 @@ def _report_from_json(data: dict | None) -> StageReport | None:
             "stderr": _bytes(data["stderr"]),
             "limits": Limits(**data["limits"]),
             "output": None if data.get("output") is None else _bytes(data["output"]),
+            "outputs": _outputs_from_json(data.get("outputs")),
         }
     )
 

@@ -37,6 +37,7 @@ from execbox.sandbox import policy
 from execbox.sandbox.base import StageResult, StageSpec
 from execbox.sandbox.docker.artifacts import artifact_budget
 from execbox.sandbox.docker.frames import Demultiplexer
+from execbox.sandbox.docker.outputs import outputs_script, stream_archive_cap
 from execbox.sandbox.docker.seccomp_profile import SECCOMP_PROFILE
 from execbox.sandbox.policy import WORKDIR, Ending, LimitHit
 
@@ -53,6 +54,7 @@ STUB = f"tar -x -o -C / -f - && cat /bin/sh > {CONTROL_SHELL} && exec {CONTROL_S
 READ_CHUNK = 1 << 16
 CPU_POLL_S = 0.05
 EXIT_WAIT_S = 2.0  # a container whose stream ended: how long it may take to be seen exited
+OUTPUTS_TIME_S = 10.0  # for a run's output files to be chosen and sent, once it has ended
 
 # Figures from the container's own cgroup, as mounted inside it (cgroup v1 or v2).
 CGROUP_FIGURES = r"""
@@ -196,6 +198,8 @@ def run_script(spec: StageSpec, nonce: str) -> str:
             f'printf "\\n{nonce} archive %s\\n" "$_size"\n'
             f'[ "$_size" -gt {artifact_budget(spec)} ] || {tar}\n'
         )
+    elif spec.outputs is not None:
+        collect = outputs_script(spec.outputs, nonce)
     else:
         collect = f'printf "\\n{nonce} end\\n"\n'
     return (
@@ -277,9 +281,7 @@ def send_and_read(sock: socket.socket, payload: bytes, spec: StageSpec, nonce: s
     arrived, the stream closed, a time limit passed or output overflowed. ``cpu_ns`` reads the
     container's CPU time from the host (None where the host cannot see its cgroup)."""
     limits = spec.limits
-    streams = Demultiplexer(
-        limits.output_bytes, nonce, artifact_budget(spec) if spec.collect_files else 0
-    )
+    streams = Demultiplexer(limits.output_bytes, nonce, stream_archive_cap(spec))
     sock.settimeout(None)
     sock.sendall(payload)
     sock.shutdown(socket.SHUT_WR)
@@ -289,11 +291,19 @@ def send_and_read(sock: socket.socket, payload: bytes, spec: StageSpec, nonce: s
     cpu_start = cpu_ns() if cpu_ns else None
     timed_out = ended = False
     cpu_used_ns = 0
+    program_ended: float | None = None  # when the figures came (output files may follow)
     while not streams.done:
         now = time.monotonic()
-        if cpu_start is not None and (used := cpu_ns()) is not None:
+        if program_ended is None and streams.stderr.marker is not None and spec.outputs:
+            # The program is over: its limits are met, and what the script does next (choose
+            # and send its output files) gets a time of its own and is no longer counted.
+            program_ended, deadline, cpu_start = now, now + OUTPUTS_TIME_S, None
+        if program_ended is not None:
+            if now >= deadline:
+                break  # its output files did not come in time: the result says unavailable
+        elif cpu_start is not None and (used := cpu_ns()) is not None:
             cpu_used_ns = used - cpu_start
-        if now >= deadline or cpu_used_ns >= cpu_limit_ns:
+        if program_ended is None and (now >= deadline or cpu_used_ns >= cpu_limit_ns):
             timed_out = True
             break
         sock.settimeout(deadline - now if cpu_start is None else min(deadline - now, CPU_POLL_S))
@@ -307,7 +317,7 @@ def send_and_read(sock: socket.socket, payload: bytes, spec: StageSpec, nonce: s
         streams.feed(chunk)
         if streams.overflow:
             break
-    wall_ms = (time.monotonic() - started) * 1000
+    wall_ms = ((program_ended or time.monotonic()) - started) * 1000
     return Outcome(streams, wall_ms, timed_out, ended, cpu_used_ns / 1e6)
 
 

@@ -63,7 +63,9 @@ class Stream:
         rest = bytes(self.data[end + 1 :])
         del self.data[start:]
         self.marker = words
-        if words and words[0] == b"archive" and len(words) == 2 and words[1].isdigit():
+        # A compile's artifacts (archive SIZE) or a run's output files (outputs SIZE HITS).
+        announced = words[:1] in ([b"archive"], [b"outputs"]) and len(words) in (2, 3)
+        if announced and words[1].isdigit():
             size = int(words[1])
             if size > self.archive_cap:
                 self.archive_too_large = True

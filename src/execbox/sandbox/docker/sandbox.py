@@ -27,6 +27,7 @@ from execbox.sandbox.base import StageResult, StageSpec
 from execbox.sandbox.docker import container as box
 from execbox.sandbox.docker.artifacts import collect_artifacts
 from execbox.sandbox.docker.container import LABEL, USER, Profile
+from execbox.sandbox.docker.outputs import read_outputs
 from execbox.sandbox.servers import server_alive, server_name
 from execbox.sandbox.warm_pool import Expectation, WarmPool
 
@@ -229,6 +230,8 @@ class DockerSandbox:
         result = box.judge(outcome, spec, oom_killed, exit_status)
         if spec.collect_files and result.internal_error is None and result.limit is None:
             collect_artifacts(result, outcome.streams.stdout, spec)
+        if spec.outputs is not None and result.internal_error is None:
+            result.outputs = read_outputs(outcome.streams.stdout, spec.outputs)
         return result
 
     def _state(self, container: str) -> dict:

@@ -28,8 +28,9 @@ BOX_PROCESSES = 2
 @dataclass(frozen=True)
 class Profile:
     """What a box is started with and cannot change later: toolchain mounts, environment, and
-    where its work dir lives: on the host (a compile stage, whose files the host reads after
-    the stage) or only inside the box (a run: no host mount at all)."""
+    where its work dir lives: on the host (a compile stage, or a run that asked for output
+    files: the host reads files after the stage) or only inside the box (other runs: no host
+    mount at all)."""
 
     mounts: tuple[str, ...]
     env: tuple[tuple[str, str], ...]
@@ -37,7 +38,8 @@ class Profile:
 
     @classmethod
     def of(cls, spec: StageSpec) -> Profile:
-        return cls(tuple(spec.mounts), tuple(sorted(spec.env.items())), spec.collect_files)
+        host_work = spec.collect_files or spec.outputs is not None
+        return cls(tuple(spec.mounts), tuple(sorted(spec.env.items())), host_work)
 
 
 @dataclass(eq=False)

@@ -25,6 +25,7 @@ from execbox.sandbox.base import StageResult, StageSpec
 from execbox.sandbox.native import cgroups, helper, rootfs, seccomp, unmask, workdir
 from execbox.sandbox.native.box import Box, Profile, box_pids
 from execbox.sandbox.native.launch import BoxStartError, start_box
+from execbox.sandbox.native.outputs import collect_outputs
 from execbox.sandbox.native.supervise import run_in_box
 from execbox.sandbox.policy import WORKDIR
 from execbox.sandbox.servers import server_alive, server_name
@@ -211,6 +212,9 @@ class NativeSandbox:
                 assert box.work is not None  # a collecting stage's profile has a host work dir
                 budget = spec.limits.memory_mb * 1024 * 1024
                 result.files = await asyncio.to_thread(workdir.collect_files, box.work, budget)
+            if spec.outputs is not None and result.internal_error is None:
+                assert box.work is not None  # so is the profile of a stage that wants outputs
+                result.outputs = await asyncio.to_thread(collect_outputs, box.work, spec.outputs)
             return result
         except Exception as err:
             log.exception("sandbox failure")
@@ -229,7 +233,7 @@ class NativeSandbox:
         assert self._cgroups is not None and self._bwrap is not None
         uid = await self._uids.get()
         stage = uuid.uuid4().hex[:16]
-        # A host work dir only for a stage whose files the host reads back (a compile).
+        # A host work dir only for a stage whose files the host reads back (a compile, outputs).
         work = self.work_root / stage if profile.host_work else None
         size = self.maximum.memory_mb * 1024 * 1024
         memory, pids = self._start_limits.get(profile, (size, 16))

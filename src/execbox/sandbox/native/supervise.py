@@ -49,7 +49,7 @@ async def run_in_box(box: Box, spec: StageSpec, cpus: float) -> StageResult:
         result = await _supervise(box, spec, started, cpus)
     finally:
         box.kill_init()
-        if spec.collect_files:
+        if spec.collect_files or spec.outputs is not None:
             # The stage's files are read next: only once every process of it is dead. (Other
             # stages return at once; the box's cleanup waits for its end in the background.)
             await asyncio.to_thread(box.kill)
