@@ -5,86 +5,27 @@ and every submission ends with exactly one result."""
 from __future__ import annotations
 
 import os
-import pwd
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
-from conftest import Server, free_port, slow, wait_for
+from cluster_support import Worker, fresh_database
+from conftest import Server, slow, wait_for
 
 from execbox.submissions.model import Submission
 from execbox.submissions.postgres import PostgresStore
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
-PG_USER = "execbox-pg"  # not nobody: uid 65534 is a sandbox uid the other tests watch
+pytest_plugins = ["postgres_fixture"]
+
 N_HELLO = int(os.environ.get("EXECBOX_CLUSTER_N", "500"))
 N_SLEEP = 8
 SLEEP_S = 2
 KILLED_HOLDS = 2  # jobs one worker runs at once
 STALLED_AFTER_S = 5  # a worker silent this long is presumed dead
-
-
-def _as_pg_user(*argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["runuser", "-u", PG_USER, "--", *argv], capture_output=True, text=True, check=True
-    )
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[str]:
-    """A PostgreSQL server of its own on 127.0.0.1; its URL."""
-    if not (PG_BIN / "initdb").exists():
-        pytest.skip("Debian's PostgreSQL 15 is not installed (make setup installs it)")
-    try:
-        pwd.getpwnam(PG_USER)
-    except KeyError:
-        subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_USER],
-            check=True,
-        )
-    home = Path(tempfile.mkdtemp(prefix="execbox-pg-"))
-    shutil.chown(home, PG_USER)
-    data, port = home / "data", free_port()
-    _as_pg_user(str(PG_BIN / "initdb"), "-D", str(data), "-U", "execbox", "--auth=trust")
-    options = f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -c max_connections=200"
-    # Its log goes to a file: the server must not hold our pipes open.
-    log = str(home / "postgres.log")
-    _as_pg_user(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", log, "-o", options, "-w", "start")
-    try:
-        yield f"postgresql://execbox@127.0.0.1:{port}/postgres"
-    finally:
-        _as_pg_user(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
-        shutil.rmtree(home, ignore_errors=True)
-
-
-def _fresh_database(base_url: str, name: str) -> str:
-    with psycopg.connect(base_url, autocommit=True) as db:
-        db.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        db.execute(f"CREATE DATABASE {name}")
-    return base_url.rsplit("/", 1)[0] + "/" + name
-
-
-class Worker(Server):
-    """`execbox worker`: no HTTP, ready once its log says so."""
-
-    def start(self) -> Server:
-        self.spawn()
-
-        def ready() -> bool:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited:\n{self.log.read_text()[-3000:]}")
-            return "worker ready" in self.log.read_text(errors="replace")
-
-        wait_for(ready, 120, "the worker's start")
-        return self
 
 
 def _cluster(url: str, stalled_retry: bool) -> tuple[list[Worker], Server]:
@@ -167,7 +108,7 @@ def _kill_a_busy_worker(workers: list[Worker]) -> Worker:
 
 
 def test_a_killed_worker_loses_no_submission_and_none_finishes_twice(postgres):
-    url = _fresh_database(postgres, "recovery")
+    url = fresh_database(postgres, "recovery")
     workers, api = _cluster(url, stalled_retry=True)
     try:
         started = time.monotonic()
@@ -206,7 +147,7 @@ def test_a_killed_worker_loses_no_submission_and_none_finishes_twice(postgres):
 
 def test_without_recovery_a_killed_workers_submission_is_left_unfinished(postgres):
     """The negative control: the same kill with stalled-job retry switched off."""
-    url = _fresh_database(postgres, "norecovery")
+    url = fresh_database(postgres, "norecovery")
     workers, api = _cluster(url, stalled_retry=False)
     try:
         ids = _submit_all(api)
@@ -234,7 +175,7 @@ def test_without_recovery_a_killed_workers_submission_is_left_unfinished(postgre
 def test_an_api_only_node_dispatches_synchronous_runs_and_the_database_going_away_is_503(
     postgres,
 ):
-    url = _fresh_database(postgres, "roles")
+    url = fresh_database(postgres, "roles")
     workers, api = _cluster(url, stalled_retry=True)
     try:
         with httpx.Client(base_url=api.url, timeout=60) as client:
@@ -287,7 +228,7 @@ def _submission(id: str) -> Submission:
 
 
 def test_only_the_attempt_that_owns_a_submission_stores_its_result(postgres):
-    store = PostgresStore(_fresh_database(postgres, "attempts"))
+    store = PostgresStore(fresh_database(postgres, "attempts"))
     store.migrate()
     store.add([_submission("a")])
     first = store.start_attempt("a")
@@ -300,7 +241,7 @@ def test_only_the_attempt_that_owns_a_submission_stores_its_result(postgres):
 
 
 def test_a_batch_is_stored_and_queued_whole_or_not_at_all(postgres):
-    url = _fresh_database(postgres, "atomic")
+    url = fresh_database(postgres, "atomic")
     store = PostgresStore(url)
     store.migrate()
     store.add([_submission("a")])
@@ -314,7 +255,7 @@ def test_a_batch_is_stored_and_queued_whole_or_not_at_all(postgres):
 
 
 def test_a_full_node_runs_both_kinds_and_a_worker_stops_on_sigterm(postgres):
-    url = _fresh_database(postgres, "fullnode")
+    url = fresh_database(postgres, "fullnode")
     env = {"EXECBOX_DATABASE_URL": url}
     worker = Worker(env=env, command=("worker",)).start()
     node = Server(env=env).start()  # `execbox serve`: the API and a worker

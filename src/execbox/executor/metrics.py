@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from execbox.engine.compile_cache import CompileCache
 from execbox.scheduler import Scheduler
 
+# (queue, state) -> jobs, or None when unknown (the database does not answer).
+QueueCounts = Callable[[], dict[tuple[str, str], int] | None]
 TIME_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -60,3 +66,36 @@ class Metrics:
         self.running.set_function(lambda: scheduler.stats().running)
         self.memory_reserved.set_function(lambda: scheduler.stats().memory_reserved)
         self.memory_budget.set_function(lambda: scheduler.stats().memory_budget)
+
+    def watch_cluster_queue(self, counts: QueueCounts, submissions: str, callbacks: str) -> None:
+        """Show cluster mode's shared queue (``submissions`` and ``callbacks`` name its
+        procrastinate queues); nothing while ``counts`` knows nothing."""
+        self.registry.register(_ClusterQueue(counts, submissions, callbacks))
+
+
+class _ClusterQueue(Collector):
+    def __init__(self, counts: QueueCounts, submissions: str, callbacks: str) -> None:
+        self._counts = counts
+        self._queues = {"execbox_cluster_queue_depth": submissions}
+        self._queues["execbox_cluster_callbacks_pending"] = callbacks
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        counts = self._counts()
+        if counts is None:
+            return
+        depth = GaugeMetricFamily(
+            "execbox_cluster_queue_depth",
+            "Submissions in the cluster's shared queue (every node's), by state",
+            labels=["state"],
+        )
+        callbacks = GaugeMetricFamily(
+            "execbox_cluster_callbacks_pending",
+            "Callbacks waiting or being sent by some node, by state",
+            labels=["state"],
+        )
+        for family in (depth, callbacks):
+            queue = self._queues[family.name]
+            for (name, state), jobs in sorted(counts.items()):
+                if name == queue:
+                    family.add_metric([state], jobs)
+            yield family

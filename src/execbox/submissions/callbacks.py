@@ -13,6 +13,7 @@ and TLS server name stay the URL's): a name that resolves elsewhere later is nev
 from __future__ import annotations
 
 import asyncio
+import enum
 import ipaddress
 import logging
 import socket
@@ -132,6 +133,12 @@ def pinned_request(url: str, address: IPAddress) -> tuple[str, dict[str, str], d
     return str(original.copy_with(host=str(address))), {"Host": host_header}, extensions
 
 
+class Delivery(enum.Enum):
+    DELIVERED = "delivered"  # the receiver answered 2xx
+    FAILED = "failed"  # no answer, or not 2xx: worth another try
+    REFUSED = "refused"  # the destination is not allowed (now): never worth another
+
+
 class CallbackSender:
     def __init__(
         self, allow_private: bool, timeout_s: float, max_tries: int, retry_delay_s: float = 1.0
@@ -149,27 +156,36 @@ class CallbackSender:
         )
 
     async def send(self, url: str, body: dict) -> bool:
-        """PUT ``body`` as JSON; True once the receiver answered 2xx."""
+        """PUT ``body`` as JSON, trying up to ``max_tries`` times; True once the receiver
+        answered 2xx."""
         for attempt in range(1, self.max_tries + 1):
-            try:
-                addresses = await check_destination(url, self.allow_private, self.timeout_s)
-            except ForbiddenDestination as err:
-                log.warning("callback to %s refused: %s", url, err)
-                return False
-            target, headers, extensions = pinned_request(url, addresses[0])
-            try:
-                response = await self._client.put(
-                    target, json=body, headers=headers, extensions=extensions
-                )
-                if response.is_success:
-                    return True
-                log.info("callback to %s answered %d", url, response.status_code)
-            except httpx.HTTPError as err:
-                log.info("callback to %s failed: %s", url, err)
+            delivery = await self.deliver_once(url, body)
+            if delivery is not Delivery.FAILED:
+                return delivery is Delivery.DELIVERED
             if attempt < self.max_tries:
                 await asyncio.sleep(self.retry_delay_s * attempt)
         log.warning("callback to %s given up after %d tries", url, self.max_tries)
         return False
+
+    async def deliver_once(self, url: str, body: dict) -> Delivery:
+        """One try: the destination checked again (its name may resolve elsewhere now), then
+        ``body`` PUT to the address that was checked."""
+        try:
+            addresses = await check_destination(url, self.allow_private, self.timeout_s)
+        except ForbiddenDestination as err:
+            log.warning("callback to %s refused: %s", url, err)
+            return Delivery.REFUSED
+        target, headers, extensions = pinned_request(url, addresses[0])
+        try:
+            response = await self._client.put(
+                target, json=body, headers=headers, extensions=extensions
+            )
+            if response.is_success:
+                return Delivery.DELIVERED
+            log.info("callback to %s answered %d", url, response.status_code)
+        except httpx.HTTPError as err:
+            log.info("callback to %s failed: %s", url, err)
+        return Delivery.FAILED
 
     async def close(self) -> None:
         await self._client.aclose()

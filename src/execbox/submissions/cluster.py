@@ -8,6 +8,10 @@ frozen, cut off) and has procrastinate run them again. An attempt stores its res
 it still owns the submission, so a submission ends with exactly one result however many times
 it was started. Whoever waits for a submission, on any node, hears of its end through
 LISTEN/NOTIFY.
+
+Callbacks are jobs of their own (``CALLBACK_QUEUE``), deferred in the transaction that stores
+the result: a node that dies before it sent one leaves the job to whichever worker is alive
+(stalled-job recovery, as for submissions), so a callback is delivered at least once.
 """
 
 from __future__ import annotations
@@ -22,16 +26,25 @@ from typing import Any
 import procrastinate
 import procrastinate.worker
 import psycopg
+from procrastinate.job_context import JobContext
 
 from execbox.config import Settings
 from execbox.engine import ExecutionRequest
 from execbox.executor import Executor
 from execbox.scheduler import ShuttingDown
 from execbox.submissions import codec, lifecycle
-from execbox.submissions.callbacks import CallbackSender
+from execbox.submissions.callbacks import CallbackSender, Delivery
 from execbox.submissions.lifecycle import MAX_ATTEMPTS
 from execbox.submissions.model import NewSubmission, Submission, SubmissionState
-from execbox.submissions.postgres import FINISHED_CHANNEL, QUEUE, TASK, PostgresStore
+from execbox.submissions.postgres import (
+    CALLBACK_QUEUE,
+    CALLBACK_TASK,
+    FINISHED_CHANNEL,
+    QUEUE,
+    TASK,
+    PostgresStore,
+)
+from execbox.submissions.queue_depth import QueueDepth
 from execbox.submissions.waiters import Waiters
 
 log = logging.getLogger("execbox.cluster")
@@ -39,6 +52,12 @@ log = logging.getLogger("execbox.cluster")
 RECONNECT_S = 1.0
 DISPATCHED = "dispatched"  # the dialect of a synchronous execution run for an API-only node
 EXPIRY_EVERY_S = 60.0
+CALLBACK_SENDERS = 4  # callbacks one node sends at once (beside its sandboxes' slots)
+CALLBACK_POLL_S = 1.0  # how soon a callback due for another try is seen
+
+
+class CallbackNotDelivered(Exception):
+    """The receiver did not answer 2xx; procrastinate tries again later (any worker)."""
 
 
 class ClusterRunner:
@@ -82,13 +101,25 @@ class ClusterRunner:
                 max_attempts=MAX_ATTEMPTS, retry_exceptions={ShuttingDown}
             ),
         )(self._run_one)
+        self._queue.task(
+            name=CALLBACK_TASK,
+            queue=CALLBACK_QUEUE,
+            pass_context=True,
+            retry=procrastinate.RetryStrategy(
+                wait=1, linear_wait=1, retry_exceptions={CallbackNotDelivered}
+            ),
+        )(self._send_callback)
+        self.queue_depth = QueueDepth(settings.database_url)
 
     async def start(self) -> None:
         await asyncio.to_thread(self.store.migrate)
         self._supervise(self._listen, "finished-submission listener")
+        self._supervise(self.queue_depth.watch, "shared queue depth")
+        self.executor.metrics.watch_cluster_queue(self.queue_depth.snapshot, QUEUE, CALLBACK_QUEUE)
         if self.worker:
             await self._queue.open_async()
             self._supervise(self._work, "procrastinate worker")
+            self._supervise(self._send_callbacks, "callback sender")
             if self.settings.cluster_stalled_retry:
                 self._supervise(self._recover_stalled, "stalled-job recovery")
             self._supervise(self._expire, "submission expiry")
@@ -194,19 +225,36 @@ class ClusterRunner:
         )
         await self._worker.run()
 
+    async def _send_callbacks(self) -> None:
+        worker = procrastinate.worker.Worker(
+            app=self._queue,
+            queues=[CALLBACK_QUEUE],
+            concurrency=CALLBACK_SENDERS,
+            name=f"execbox-callbacks-{self.settings.host}:{self.settings.port}",
+            install_signal_handlers=False,
+            update_heartbeat_interval=self.settings.cluster_heartbeat_s,
+            stalled_worker_timeout=self.settings.cluster_stalled_after_s,
+            fetch_job_polling_interval=CALLBACK_POLL_S,
+            delete_jobs="successful",
+            shutdown_graceful_timeout=self.settings.callback_timeout_s,
+        )
+        await worker.run()
+
     async def _recover_stalled(self) -> None:
         while True:
-            stalled = await self._queue.job_manager.get_stalled_jobs(
-                queue=QUEUE, seconds_since_heartbeat=self.settings.cluster_stalled_after_s
-            )
-            for job in stalled:
-                log.warning(
-                    "job %s (%s) lost its worker; running it again", job.id, job.task_kwargs
+            for queue in (QUEUE, CALLBACK_QUEUE):
+                stalled = await self._queue.job_manager.get_stalled_jobs(
+                    queue=queue, seconds_since_heartbeat=self.settings.cluster_stalled_after_s
                 )
-                await self._queue.job_manager.retry_job(job)
+                for job in stalled:
+                    log.warning(
+                        "job %s (%s) lost its worker; running it again", job.id, job.task_kwargs
+                    )
+                    await self._queue.job_manager.retry_job(job)
             await asyncio.sleep(self.settings.cluster_heartbeat_s)
 
-    async def _run_one(self, id: str) -> None:
+    async def _run_one(self, id: str, caller: str = "") -> None:
+        """Run one submission (``caller`` orders the queue, see ``fair_priority``)."""
         submission = self.store.get([id]).get(id)
         if submission is None or submission.state is SubmissionState.DONE:
             return
@@ -232,17 +280,33 @@ class ClusterRunner:
         self._finish(submission, result, attempt)
 
     def _finish(self, submission: Submission, result: dict, attempt: int) -> None:
-        if not self.store.finish(submission.id, result, attempt):
+        callback = bool(submission.callback_url) and submission.dialect in self.render_callback
+        if not self.store.finish(submission.id, result, attempt, callback=callback):
             log.info(
                 "submission %s: attempt %d was superseded; result dropped", submission.id, attempt
             )
-            return
-        submission.state, submission.result = SubmissionState.DONE, result
+
+    async def _send_callback(self, context: JobContext, id: str) -> None:
+        """One try at a submission's callback; another (on any worker, after a pause) while
+        fewer than ``callback_max_tries`` were made."""
+        submission = await asyncio.to_thread(lambda: self.store.get([id]).get(id))
+        if submission is None or not submission.callback_url or self.callbacks is None:
+            return  # expired meanwhile
         body = lifecycle.callback_body(submission, self.render_callback)
-        if body is not None and self.callbacks is not None:
-            task = asyncio.create_task(self.callbacks.send(submission.callback_url, body))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if body is None:
+            return
+        delivery = await self.callbacks.deliver_once(submission.callback_url, body)
+        if delivery is not Delivery.FAILED:
+            return
+        tries = (context.job.attempts if context.job else 0) + 1
+        if tries < self.settings.callback_max_tries:
+            raise CallbackNotDelivered(f"callback of submission {id}: try {tries} failed")
+        log.warning(
+            "callback of submission %s to %s given up after %d tries",
+            id,
+            submission.callback_url,
+            tries,
+        )
 
     async def _expire(self) -> None:
         ttl = self.settings.submission_ttl_s

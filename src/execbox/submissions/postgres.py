@@ -27,6 +27,7 @@ from procrastinate import exceptions as queue_errors
 from procrastinate.jobs import Job
 
 from execbox.scheduler import Refused
+from execbox.submissions import fair_priority
 from execbox.submissions.model import Submission, SubmissionState
 from execbox.submissions.store import (
     COLUMNS,
@@ -37,6 +38,9 @@ from execbox.submissions.store import (
 
 QUEUE = "execbox"
 TASK = "execbox.run_submission"
+# Callbacks are jobs too, deferred with the result they carry: any worker alive sends them.
+CALLBACK_QUEUE = "execbox_callbacks"
+CALLBACK_TASK = "execbox.send_callback"
 FINISHED_CHANNEL = "execbox_finished"
 CONNECT_TIMEOUT_S = 2
 STATEMENT_TIMEOUT_MS = 10_000
@@ -114,25 +118,35 @@ class PostgresStore:
             if present is None:
                 db.execute(procrastinate.schema.SchemaManager.get_schema())
             db.execute(SCHEMA)
+            db.execute(fair_priority.INDEX)
 
     def add(self, submissions: list[Submission]) -> None:
+        """Store the submissions and queue their jobs, in one transaction; each job's
+        priority gives its caller a fair turn (see ``fair_priority``)."""
         rows = [submission_to_row(s) for s in submissions]
         marks = ",".join(["%s"] * len(COLUMNS.split(",")))
-        jobs = [
-            Job(
-                queue=QUEUE,
-                task_name=TASK,
-                lock=None,
-                queueing_lock=None,
-                task_kwargs={"id": s.id},
-            )
-            for s in submissions
-        ]
+        by_caller: dict[str, list[Submission]] = {}
+        for submission in submissions:
+            by_caller.setdefault(submission.caller, []).append(submission)
         with self._db() as db, db.transaction():
             with db.cursor() as cursor:
                 cursor.executemany(
                     f"INSERT INTO execbox_submissions ({COLUMNS}) VALUES ({marks})", rows
                 )
+            jobs = []
+            for caller, theirs in by_caller.items():
+                turns = fair_priority.assign(db, QUEUE, caller, len(theirs))
+                jobs += [
+                    Job(
+                        queue=QUEUE,
+                        task_name=TASK,
+                        priority=priority,
+                        lock=None,
+                        queueing_lock=None,
+                        task_kwargs={"id": s.id, "caller": caller},
+                    )
+                    for s, priority in zip(theirs, turns, strict=True)
+                ]
             self._queue.job_manager.batch_defer_jobs(jobs, connection=db)
 
     def get(self, ids: list[str]) -> dict[str, Submission]:
@@ -168,9 +182,12 @@ class PostgresStore:
                 ),
             )
 
-    def finish(self, id: str, result: dict, attempt: int | None = None) -> bool:
+    def finish(
+        self, id: str, result: dict, attempt: int | None = None, *, callback: bool = False
+    ) -> bool:
         """Store the result, unless the submission is finished or (given ``attempt``) a later
-        attempt owns it; whether it was stored. Waiters on every node hear of it."""
+        attempt owns it; whether it was stored. Waiters on every node hear of it; with
+        ``callback``, its callback is queued in the same transaction (sent by any worker)."""
         query = (
             "UPDATE execbox_submissions SET state = %s, result = %s, finished_at = %s "
             "WHERE id = %s AND state != %s"
@@ -188,6 +205,15 @@ class PostgresStore:
             stored = db.execute(query, args).rowcount == 1
             if stored:
                 db.execute("SELECT pg_notify(%s, %s)", (FINISHED_CHANNEL, id))
+            if stored and callback:
+                job = Job(
+                    queue=CALLBACK_QUEUE,
+                    task_name=CALLBACK_TASK,
+                    lock=None,
+                    queueing_lock=None,
+                    task_kwargs={"id": id},
+                )
+                self._queue.job_manager.batch_defer_jobs([job], connection=db)
         return stored
 
     def unfinished(self) -> list[Pending]:
