@@ -231,7 +231,8 @@ class DockerSandbox:
         if spec.collect_files and result.internal_error is None and result.limit is None:
             collect_artifacts(result, outcome.streams.stdout, spec)
         if spec.outputs is not None and result.internal_error is None:
-            result.outputs = read_outputs(outcome.streams.stdout, spec.outputs)
+            # Up to OUTPUTS_MAX_BYTES of archive to parse: off the event loop.
+            result.outputs = await self._call(read_outputs, outcome.streams.stdout, spec.outputs)
         return result
 
     def _state(self, container: str) -> dict:
