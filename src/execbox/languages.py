@@ -79,6 +79,15 @@ class Judge0Dialect:
     # The name Judge0 saves the source as; None: the language's own (``entry``, or the name
     # ``entry_pattern`` finds in the code).
     source_file: str | None = None
+    # Judge0 Extra CE's ids for it (a table of its own, served under /extra).
+    extra_ids: tuple[Judge0Id, ...] = ()
+    # The program is the submission's additional_files alone (Judge0's "Multi-file program"):
+    # source_code is not needed.
+    project: bool = False
+
+    def ids_of(self, flavour: str) -> tuple[Judge0Id, ...]:
+        """The ids of one Judge0 flavour: "ce" or "extra"."""
+        return self.extra_ids if flavour == "extra" else self.ids
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,9 @@ class Language:
     compile_options: bool = False
     # Why the toolchain could not be resolved on this host; None when it was.
     unavailable_reason: str | None = None
+    # Listed but never offered here (no toolchain exists for this platform): a request for it
+    # is the client's mistake, not a host to fix.
+    never_available: bool = False
     discovered: dict[str, str] = field(default_factory=dict)
     # Aliases naming the installed version ("python{major}.{minor}"), known once it is probed.
     version_aliases: tuple[str, ...] = ()
@@ -226,6 +238,8 @@ def _discover(name: str, commands: dict[str, str], shell: Shell, image: str | No
 
 def _language(key: str, data: dict, shell: Shell, images: dict[str, str]) -> Language:
     name = data.get("name", key)
+    if "unavailable" in data:
+        return _never_available(name, data)
     try:
         entry = data["entry"]
         run = tuple(data["run"])
@@ -291,8 +305,30 @@ def _language(key: str, data: dict, shell: Shell, images: dict[str, str]) -> Lan
         compile_options=bool(data.get("compile_options", False)) and compile_ is not None,
         unavailable_reason=reason,
         discovered=values,
-        judge0=_judge0(name, data.get("judge0", {})),
+        judge0=_judge0(name, data.get("judge0", {}), data.get("judge0_extra", {})),
         piston=_piston(name, data.get("piston", {})),
+    )
+
+
+def _never_available(name: str, data: dict) -> Language:
+    """A language listed only to say why it is not offered (``unavailable = "why"``)."""
+    unknown = set(data) - {"name", "aliases", "unavailable", "judge0", "judge0_extra"}
+    if unknown:
+        raise LanguageError(f"{name}: an unavailable language has no {sorted(unknown)}")
+    return Language(
+        name=name,
+        aliases=tuple(str(alias) for alias in data.get("aliases", [])),
+        entry="",
+        run=(),
+        compile=None,
+        version_command=(),
+        mounts=(),
+        env={},
+        limit_overrides={},
+        compile_limit_overrides={},
+        unavailable_reason=str(data["unavailable"]),
+        never_available=True,
+        judge0=_judge0(name, data.get("judge0", {}), data.get("judge0_extra", {})),
     )
 
 
@@ -304,13 +340,23 @@ def _install_hint(packages: str) -> str:
     )
 
 
-def _judge0(name: str, data: dict) -> Judge0Dialect:
-    try:
-        ids = tuple(Judge0Id(int(id), str(label)) for id, label in data.get("ids", {}).items())
-    except ValueError:
-        raise LanguageError(f"{name}: judge0.ids are numbers") from None
+def _judge0(name: str, data: dict, extra: dict) -> Judge0Dialect:
+    def ids(table: dict, key: str) -> tuple[Judge0Id, ...]:
+        try:
+            return tuple(Judge0Id(int(id), str(label)) for id, label in table.items())
+        except ValueError:
+            raise LanguageError(f"{name}: {key} are numbers") from None
+
+    unknown = (set(data) - {"ids", "source_file", "project"}) | (set(extra) - {"ids"})
+    if unknown:
+        raise LanguageError(f"{name}: unknown judge0 fields {sorted(unknown)}")
     source_file = data.get("source_file")
-    return Judge0Dialect(ids, str(source_file) if source_file else None)
+    return Judge0Dialect(
+        ids=ids(data.get("ids", {}), "judge0.ids"),
+        source_file=str(source_file) if source_file else None,
+        extra_ids=ids(extra.get("ids", {}), "judge0_extra.ids"),
+        project=bool(data.get("project", False)),
+    )
 
 
 def _piston(name: str, data: dict) -> PistonDialect:
@@ -351,14 +397,15 @@ def load_languages(
 
 
 def _check_judge0_ids(languages: dict[str, Language]) -> None:
-    owners: dict[int, str] = {}
-    for language in languages.values():
-        for judge0_id in language.judge0.ids:
-            if judge0_id.id in owners:
-                raise LanguageError(
-                    f"{language.name}: judge0 id {judge0_id.id} is {owners[judge0_id.id]}'s too"
-                )
-            owners[judge0_id.id] = language.name
+    for flavour, key in (("ce", "judge0"), ("extra", "judge0_extra")):
+        owners: dict[int, str] = {}
+        for language in languages.values():
+            for judge0_id in language.judge0.ids_of(flavour):
+                if judge0_id.id in owners:
+                    raise LanguageError(
+                        f"{language.name}: {key} id {judge0_id.id} is {owners[judge0_id.id]}'s too"
+                    )
+                owners[judge0_id.id] = language.name
 
 
 def alias_table(languages: dict[str, Language]) -> dict[str, str]:

@@ -121,6 +121,7 @@ def create_app(
     app.include_router(piston.router)
     app.include_router(piston_interactive.router)
     app.include_router(judge0.router)
+    app.include_router(judge0.extra_router)  # Judge0 Extra CE, under /extra
     app.add_middleware(JSONBodies)
     app.add_middleware(
         BodyLimit, max_bytes=settings.max_request_bytes, timeout_s=settings.body_timeout_s

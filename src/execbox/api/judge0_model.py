@@ -7,6 +7,8 @@ import base64
 import binascii
 import math
 import shlex
+from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 from pydantic import BaseModel, ConfigDict
 
@@ -20,7 +22,24 @@ from execbox.engine import (
     SourceFile,
 )
 
-VERSION = "1.13.1"
+
+@dataclass(frozen=True)
+class Flavour:
+    """One of Judge0's editions, each with its own language ids."""
+
+    key: str  # whose ids: "ce" (languages.toml's judge0.ids) or "extra" (judge0_extra.ids)
+    title: str
+    version: str  # what /about says: the Judge0 SDK picks its table of ids by it
+    prefix: str  # where it is served
+
+
+CE = Flavour("ce", "Judge0 CE", "1.13.1", "")
+EXTRA_CE = Flavour("extra", "Judge0 Extra CE", "1.13.1-extra", "/extra")
+VERSION = CE.version
+# Judge0's "Executable": a program that cannot be executed is its own status.
+EXECUTABLE_ID = 44
+EXEC_FORMAT_ERROR = 14
+PROJECT_RUN_SCRIPTS = ("run.sh", "run")
 STATUSES = {
     1: "In Queue",
     2: "Processing",
@@ -161,16 +180,45 @@ async def unpack_additional_files(body: SubmissionBody, settings: Settings) -> l
         raise Judge0Error(str(err), field="additional_files") from None
 
 
-def compile_option_languages(catalog: Catalog) -> list[str]:
+def compile_option_languages(catalog: Catalog, flavour: Flavour = CE) -> list[str]:
     """The names (as Judge0 lists them, without versions) of the languages that take
     compiler options."""
     return sorted(
         {
             judge0_id.short_name
-            for runtime, judge0_id in catalog.judge0_ids().values()
+            for runtime, judge0_id in catalog.judge0_ids(flavour.key).values()
             if runtime.language.compile_options
         }
     )
+
+
+def _language_of(body: SubmissionBody, engine: Engine, flavour: Flavour):
+    """The runtime a submission's language_id names in this edition, or Judge0's refusal."""
+    if body.language_id is None:
+        raise Judge0Error("can't be blank", field="language_id")
+    judge0_ids = engine.catalog.judge0_ids(flavour.key)
+    if body.language_id not in judge0_ids:
+        raise Judge0Error(f"language with id {body.language_id} doesn't exist", field="language_id")
+    runtime, judge0_id = judge0_ids[body.language_id]
+    if runtime.language.never_available:
+        raise Judge0Error(
+            f"{judge0_id.label} is not available: {runtime.unavailable_reason}",
+            field="language_id",
+        )
+    return runtime, judge0_id
+
+
+def _project_files(additional_files: list[SourceFile]) -> list[SourceFile]:
+    """A multi-file program's files: Judge0 runs its run script, which it must have."""
+    if not additional_files:
+        raise Judge0Error("can't be blank for a multi-file program", field="additional_files")
+    names = {str(PurePosixPath(f.name)) for f in additional_files}
+    if not names & set(PROJECT_RUN_SCRIPTS):
+        raise Judge0Error(
+            "has no run script (run.sh or run, at the top of the archive)",
+            field="additional_files",
+        )
+    return additional_files
 
 
 def to_execution(
@@ -178,16 +226,16 @@ def to_execution(
     base64_encoded: bool,
     engine: Engine,
     additional_files: list[SourceFile] | None = None,
+    flavour: Flavour = CE,
 ) -> tuple[ExecutionRequest, dict]:
     """The execution a submission asks for, and the Judge0 fields to show with it
     (``additional_files``: its zip, already unpacked)."""
-    if body.source_code is None:
+    if body.source_code is None and body.language_id is None:
         raise Judge0Error("can't be blank", field="source_code")
-    if body.language_id is None:
-        raise Judge0Error("can't be blank", field="language_id")
-    judge0_ids = engine.catalog.judge0_ids()
-    if body.language_id not in judge0_ids:
-        raise Judge0Error(f"language with id {body.language_id} doesn't exist", field="language_id")
+    runtime, judge0_id = _language_of(body, engine, flavour)
+    language = runtime.language
+    if body.source_code is None and not language.judge0.project:
+        raise Judge0Error("can't be blank", field="source_code")
     if body.enable_network:
         raise Judge0Error("execbox runs nothing with network access", field="enable_network")
     for flag in (
@@ -196,8 +244,6 @@ def to_execution(
     ):
         if getattr(body, flag):
             raise Judge0Error("is not allowed: limits apply to all processes together", field=flag)
-    runtime, judge0_id = judge0_ids[body.language_id]
-    language = runtime.language
     settings = engine.settings
     source = _decode(body.source_code, base64_encoded, "source_code") or b""
     stdin = _decode(body.stdin, base64_encoded, "stdin") or b""
@@ -232,8 +278,12 @@ def to_execution(
             + ", ".join(compile_option_languages(engine.catalog)),
             field="compiler_options",
         )
-    files = [SourceFile(language.judge0.source_file or "", source)]
-    files += additional_files or []
+    if language.judge0.project:
+        # Judge0 writes no source file for a multi-file program: the archive is the program.
+        files = _project_files(additional_files or [])
+    else:
+        files = [SourceFile(language.judge0.source_file or "", source)]
+        files += additional_files or []
     limits = LimitRequest(
         cpu_time_ms=int((cpu + extra) * 1000) or 1,
         wall_time_ms=int(wall * 1000) or 1,
@@ -280,5 +330,6 @@ def to_execution(
         "additional_files": body.additional_files,
         "enable_network": False,
         "base64_encoded": base64_encoded,
+        "flavour": flavour.key,
     }
     return execution, shown

@@ -11,6 +11,8 @@ from typing import Any
 from execbox.api.judge0_model import (
     ALL_FIELDS,
     DEFAULT_FIELDS,
+    EXEC_FORMAT_ERROR,
+    EXECUTABLE_ID,
     SIGNAL_STATUS,
     STATUSES,
     Judge0Error,
@@ -54,10 +56,23 @@ def _run_status(report: StageReport, shown: dict) -> tuple[int, str | None]:
             return 12, "Memory limit exceeded"
         case Status.INTERNAL_ERROR:
             return 13, report.message
+    if _exec_format_error(report, shown):
+        return EXEC_FORMAT_ERROR, "execve(./a.out): Exec format error"
     if report.signal is not None:
         number = getattr(signals, report.signal, None)
         return SIGNAL_STATUS.get(report.signal, 12), f"Exited with signal {int(number or 0)}"
     return 11, f"Exited with error status {report.exit_code}"
+
+
+def _exec_format_error(report: StageReport, shown: dict) -> bool:
+    """Judge0's Executable that is no program: its run script's exit 126 with execve's words
+    (languages.toml), from the script's check or from the kernel."""
+    return (
+        shown.get("language_id") == EXECUTABLE_ID
+        and shown.get("flavour", "ce") == "ce"
+        and report.exit_code == 126
+        and b"Exec format error" in report.stderr + report.stdout
+    )
 
 
 def outcome(submission: Submission) -> dict[str, Any]:
@@ -94,7 +109,8 @@ def outcome(submission: Submission) -> dict[str, Any]:
         "message": message,
         "stdout": last.stdout,
         "stderr": last.stderr if not shown["redirect_stderr_to_stdout"] else b"",
-        "compile_output": result.compile.combined_output() if result.compile else None,
+        # Judge0 shows a compile that printed nothing (or none at all) as null.
+        "compile_output": (result.compile.combined_output() or None) if result.compile else None,
         "exit_code": last.exit_code if last.exit_code is not None else (None if last.signal else 0),
         "exit_signal": int(getattr(signals, last.signal, 0)) or None if last.signal else None,
         "time": _seconds(sum(r.cpu_time_ms for r in runs) / len(runs)),

@@ -4,6 +4,7 @@ from execbox.engine.catalog import Catalog, Runtime
 from execbox.engine.errors import (
     ExecutionError,
     InvalidRequest,
+    LanguageNotOffered,
     LanguageUnavailable,
     UnknownLanguage,
     UnknownVersion,
@@ -26,6 +27,7 @@ __all__ = [
     "ExecutionResult",
     "InvalidRequest",
     "Job",
+    "LanguageNotOffered",
     "LanguageUnavailable",
     "LimitRequest",
     "Runtime",

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from execbox.config import LIMIT_MINIMUMS, Limits, Settings
 from execbox.engine.errors import (
     InvalidRequest,
+    LanguageNotOffered,
     LanguageUnavailable,
     UnknownLanguage,
     UnknownVersion,
@@ -67,12 +68,13 @@ class Catalog:
             runtime.language = runtime.language.with_version(runtime.version)
         self.aliases = alias_table({name: r.language for name, r in self.runtimes.items()})
 
-    def judge0_ids(self) -> dict[int, tuple[Runtime, Judge0Id]]:
-        """Judge0's language ids, in order, each with the runtime it names."""
+    def judge0_ids(self, flavour: str = "ce") -> dict[int, tuple[Runtime, Judge0Id]]:
+        """Judge0's language ids ("ce", or Extra CE's: "extra"), in order, each with the
+        runtime it names."""
         table = {
             judge0_id.id: (runtime, judge0_id)
             for runtime in self.runtimes.values()
-            for judge0_id in runtime.language.judge0.ids
+            for judge0_id in runtime.language.judge0.ids_of(flavour)
         }
         return dict(sorted(table.items()))
 
@@ -102,6 +104,8 @@ class Catalog:
         if canonical is None:
             raise UnknownLanguage(name, list(self.runtimes))
         runtime = self.runtimes[canonical]
+        if runtime.language.never_available:
+            raise LanguageNotOffered(canonical, runtime.unavailable_reason or "unknown")
         if not runtime.available:
             raise LanguageUnavailable(canonical, runtime.unavailable_reason or "unknown")
         try:

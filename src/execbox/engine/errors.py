@@ -37,3 +37,10 @@ class LanguageUnavailable(ExecutionError):
 
     def __init__(self, language: str, reason: str) -> None:
         super().__init__(f"{language} is not available on this host: {reason}")
+
+
+class LanguageNotOffered(ExecutionError):
+    """The language is known but never offered here (no toolchain for this platform)."""
+
+    def __init__(self, language: str, reason: str) -> None:
+        super().__init__(f"{language} is not available: {reason}")
