@@ -4,6 +4,9 @@ at execbox: the client code is what a Judge0 user already has, only the URL chan
 from __future__ import annotations
 
 import base64
+import io
+import subprocess
+import zipfile
 
 import httpx
 import judge0
@@ -229,3 +232,148 @@ def test_languages_statuses_about_config(server):
     assert httpx.get(server.url + "/about").json()["version"] == "1.13.1"
     config = httpx.get(server.url + "/config_info").json()
     assert config["enable_network"] is False and config["max_submission_batch_size"] == 20
+
+
+# --- Judge0's special ids: Plain Text, Executable, Multi-file program ---------------------
+
+
+def _submit(server, body: dict, base64_encoded: bool = False) -> httpx.Response:
+    flag = "true" if base64_encoded else "false"
+    return httpx.post(
+        f"{server.url}/submissions?wait=true&base64_encoded={flag}&fields=*",
+        json={**LIMITS, **body},
+        timeout=slow(120),
+    )
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def test_plain_text_is_shown_back(server):
+    text = "first line\n  second, indented ✓\n"
+    answer = _submit(server, {"language_id": 43, "source_code": text}).json()
+    assert answer["status"]["id"] == 3, answer
+    assert answer["stdout"] == text and answer["language"]["name"] == "Plain Text"
+
+
+def test_executable_runs_the_binary_it_is_given(server, tmp_path):
+    source = tmp_path / "prog.c"
+    source.write_text(
+        "#include <stdio.h>\nint main(int argc, char **argv) {\n char line[64];\n"
+        ' fgets(line, sizeof line, stdin);\n printf("%s got %s", argv[1], line);\n return 4; }\n'
+    )
+    subprocess.run(["gcc", "-O2", "-o", str(tmp_path / "prog"), str(source)], check=True)
+    answer = _submit(
+        server,
+        {
+            "language_id": 44,
+            "source_code": _b64((tmp_path / "prog").read_bytes()),
+            "stdin": _b64(b"input\n"),
+            "command_line_arguments": "binary",
+        },
+        base64_encoded=True,
+    ).json()
+    assert base64.b64decode(answer["stdout"]) == b"binary got input\n", answer
+    assert answer["status"]["id"] == 11 and answer["exit_code"] == 4
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"just some text, not a program\n", b"\x00\x01\x02\x03 garbage", b"\x7fELF\x02\x01\x01"],
+    ids=["text", "garbage", "truncated-elf"],
+)
+def test_an_executable_that_is_no_program_is_exec_format_error(server, content):
+    answer = _submit(
+        server, {"language_id": 44, "source_code": _b64(content)}, base64_encoded=True
+    ).json()
+    assert answer["status"] == {"id": 14, "description": "Exec Format Error"}, answer
+    assert "Exec format error" in answer["message"]
+
+
+def _zip(files: dict[str, str]) -> str:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return _b64(buffer.getvalue())
+
+
+PROJECT = {
+    "main.c": '#include <stdio.h>\n#include "greet.h"\n'
+    'int main(void) { char n[32]; scanf("%31s", n); greet(n); return 0; }\n',
+    "greet.h": '#include <stdio.h>\nstatic void greet(const char *n) { printf("hello, %s\\n", n); }\n',
+    "compile": "gcc -O2 -o greeter main.c\n",
+    "run": "./greeter\n",
+}
+
+
+def test_multi_file_program_compiles_then_runs_its_scripts(server):
+    answer = _submit(
+        server, {"language_id": 89, "additional_files": _zip(PROJECT), "stdin": "world"}
+    ).json()
+    assert answer["status"]["id"] == 3, answer
+    assert answer["stdout"] == "hello, world\n" and answer["compile_output"] is None
+
+
+def test_multi_file_program_without_compile_script_and_with_run_sh(server):
+    files = {"run.sh": "source lib.sh\nshout quiet\n", "lib.sh": 'shout() { echo "${1^^}"; }\n'}
+    answer = _submit(server, {"language_id": 89, "additional_files": _zip(files)}).json()
+    assert answer["status"]["id"] == 3 and answer["stdout"] == "QUIET\n", answer
+
+
+def test_multi_file_program_compile_error(server):
+    broken = {**PROJECT, "main.c": "int main(void) {\n  return missing;\n}\n"}
+    answer = _submit(server, {"language_id": 89, "additional_files": _zip(broken)}).json()
+    assert answer["status"]["id"] == 6, answer
+    assert "main.c:2" in answer["compile_output"]
+
+
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ({"language_id": 89, "source_code": "echo hi"}, "can't be blank"),
+        ({"language_id": 89, "additional_files": _zip({"main.c": "x"})}, "no run script"),
+    ],
+)
+def test_multi_file_program_needs_an_archive_with_a_run_script(server, body, message):
+    response = httpx.post(f"{server.url}/submissions", json=body)
+    assert response.status_code == 422, response.text
+    assert message in response.json()["additional_files"][0]
+
+
+# --- ids whose toolchain Debian 12 does not have ------------------------------------------
+
+UNAVAILABLE = {
+    47: ("Basic (FBC 1.07.1)", "FreeBASIC"),
+    70: ("Python (2.7.17)", "Python 2"),
+    83: ("Swift (5.2.3)", "Swift"),
+    84: ("Visual Basic.Net (vbnc 0.0.0.5943)", "vbnc"),
+    87: ("F# (.NET Core SDK 3.1.202)", ".NET SDK"),
+}
+
+
+@pytest.mark.parametrize("language_id", list(UNAVAILABLE))
+def test_an_unavailable_id_is_refused_with_the_reason(server, language_id):
+    name, missing = UNAVAILABLE[language_id]
+    response = httpx.post(
+        f"{server.url}/submissions", json={"language_id": language_id, "source_code": "x"}
+    )
+    assert response.status_code == 422, response.text
+    (message,) = response.json()["language_id"]
+    assert message.startswith(f"{name} is not available: Debian 12 has no") and missing in message
+
+
+def test_unavailable_ids_are_listed_as_archived_only(server):
+    active = {item["id"] for item in httpx.get(server.url + "/languages").json()}
+    everything = {item["id"]: item for item in httpx.get(server.url + "/languages/all").json()}
+    assert {43, 44, 89} <= active and not active & set(UNAVAILABLE)
+    for language_id, (name, _) in UNAVAILABLE.items():
+        assert everything[language_id] == {"id": language_id, "name": name, "is_archived": True}
+    assert everything[71]["is_archived"] is False
+    assert httpx.get(server.url + "/languages/83").json()["is_archived"] is True
+    listed = {x["language"]: x for x in httpx.get(server.url + "/api/v1/languages").json()}
+    assert listed["swift"]["available"] is False
+    assert "Debian 12 has no Swift" in listed["swift"]["reason"]
+    refused = httpx.post(server.url + "/api/v1/execute", json={"language": "swift", "code": "x"})
+    assert refused.status_code == 400 and "Debian 12 has no Swift" in refused.json()["message"]
