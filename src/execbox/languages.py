@@ -19,16 +19,22 @@ from importlib import resources
 from pathlib import PurePosixPath
 
 from execbox.config import Limits
+from execbox.language_dialects import (
+    Judge0Dialect,
+    Judge0Id,
+    LanguageError,
+    PistonDialect,
+    check_judge0_ids,
+    judge0_dialect,
+    piston_dialect,
+)
 
 DISCOVER_TIMEOUT_S = 20
+__all__ = ["Judge0Dialect", "Judge0Id", "Language", "LanguageError", "PistonDialect"]
 
 # Runs one discover command (a shell command line) where the language's programs will run,
 # in the language's image when it has one, and returns its standard output.
 Shell = Callable[[str, str | None], str]
-
-
-class LanguageError(Exception):
-    """The language data file is malformed."""
 
 
 @dataclass(frozen=True)
@@ -59,49 +65,6 @@ class LeanRun:
 
 
 @dataclass(frozen=True)
-class Judge0Id:
-    """One Judge0 CE language id this language answers to, and the name Judge0 lists it by."""
-
-    id: int
-    label: str  # "{version}" is replaced by the installed version
-
-    @property
-    def short_name(self) -> str:
-        """The label without its toolchain and version: "C++ (GCC {version})" -> "C++"."""
-        return self.label.split(" (")[0]
-
-
-@dataclass(frozen=True)
-class Judge0Dialect:
-    """What Judge0's API needs of a language."""
-
-    ids: tuple[Judge0Id, ...] = ()
-    # The name Judge0 saves the source as; None: the language's own (``entry``, or the name
-    # ``entry_pattern`` finds in the code).
-    source_file: str | None = None
-    # Judge0 Extra CE's ids for it (a table of its own, served under /extra).
-    extra_ids: tuple[Judge0Id, ...] = ()
-    # The program is the submission's additional_files alone (Judge0's "Multi-file program"):
-    # source_code is not needed.
-    project: bool = False
-
-    def ids_of(self, flavour: str) -> tuple[Judge0Id, ...]:
-        """The ids of one Judge0 flavour: "ce" or "extra"."""
-        return self.extra_ids if flavour == "extra" else self.ids
-
-
-@dataclass(frozen=True)
-class PistonDialect:
-    """What Piston's API needs of a language."""
-
-    # The name of the Piston package that provides it, where it differs (``node``, ``gcc``).
-    runtime: str | None = None
-    # False where Piston's package compiles and runs in one command (``go run``, ``java
-    # File.java``): its answers then show only a run stage.
-    compile_stage: bool = True
-
-
-@dataclass(frozen=True)
 class Language:
     name: str
     aliases: tuple[str, ...]
@@ -127,8 +90,8 @@ class Language:
     discovered: dict[str, str] = field(default_factory=dict)
     # Aliases naming the installed version ("python{major}.{minor}"), known once it is probed.
     version_aliases: tuple[str, ...] = ()
-    judge0: Judge0Dialect = Judge0Dialect()
-    piston: PistonDialect = PistonDialect()
+    judge0: Judge0Dialect = field(default_factory=Judge0Dialect)
+    piston: PistonDialect = field(default_factory=PistonDialect)
 
     def with_version(self, version: str) -> Language:
         """This language with its version aliases spelled out for the installed version."""
@@ -305,8 +268,8 @@ def _language(key: str, data: dict, shell: Shell, images: dict[str, str]) -> Lan
         compile_options=bool(data.get("compile_options", False)) and compile_ is not None,
         unavailable_reason=reason,
         discovered=values,
-        judge0=_judge0(name, data.get("judge0", {}), data.get("judge0_extra", {})),
-        piston=_piston(name, data.get("piston", {})),
+        judge0=judge0_dialect(name, data.get("judge0", {}), data.get("judge0_extra", {})),
+        piston=piston_dialect(name, data.get("piston", {})),
     )
 
 
@@ -328,7 +291,7 @@ def _never_available(name: str, data: dict) -> Language:
         compile_limit_overrides={},
         unavailable_reason=str(data["unavailable"]),
         never_available=True,
-        judge0=_judge0(name, data.get("judge0", {}), data.get("judge0_extra", {})),
+        judge0=judge0_dialect(name, data.get("judge0", {}), data.get("judge0_extra", {})),
     )
 
 
@@ -338,33 +301,6 @@ def _install_hint(packages: str) -> str:
         f"; install it with `apt-get install {packages}` (`make languages` installs every"
         " language; `make docker-images` rebuilds the Docker backend's image with them)"
     )
-
-
-def _judge0(name: str, data: dict, extra: dict) -> Judge0Dialect:
-    def ids(table: dict, key: str) -> tuple[Judge0Id, ...]:
-        try:
-            return tuple(Judge0Id(int(id), str(label)) for id, label in table.items())
-        except ValueError:
-            raise LanguageError(f"{name}: {key} are numbers") from None
-
-    unknown = (set(data) - {"ids", "source_file", "project"}) | (set(extra) - {"ids"})
-    if unknown:
-        raise LanguageError(f"{name}: unknown judge0 fields {sorted(unknown)}")
-    source_file = data.get("source_file")
-    return Judge0Dialect(
-        ids=ids(data.get("ids", {}), "judge0.ids"),
-        source_file=str(source_file) if source_file else None,
-        extra_ids=ids(extra.get("ids", {}), "judge0_extra.ids"),
-        project=bool(data.get("project", False)),
-    )
-
-
-def _piston(name: str, data: dict) -> PistonDialect:
-    unknown = set(data) - {"runtime", "compile_stage"}
-    if unknown:
-        raise LanguageError(f"{name}: unknown piston fields {sorted(unknown)}")
-    runtime = data.get("runtime")
-    return PistonDialect(str(runtime) if runtime else None, bool(data.get("compile_stage", True)))
 
 
 def load_languages(
@@ -392,20 +328,8 @@ def load_languages(
     for key, data in table.items():
         language = _language(key, data, shell, images or {})
         languages[language.name] = language
-    _check_judge0_ids(languages)
+    check_judge0_ids(languages)
     return languages
-
-
-def _check_judge0_ids(languages: dict[str, Language]) -> None:
-    for flavour, key in (("ce", "judge0"), ("extra", "judge0_extra")):
-        owners: dict[int, str] = {}
-        for language in languages.values():
-            for judge0_id in language.judge0.ids_of(flavour):
-                if judge0_id.id in owners:
-                    raise LanguageError(
-                        f"{language.name}: {key} id {judge0_id.id} is {owners[judge0_id.id]}'s too"
-                    )
-                owners[judge0_id.id] = language.name
 
 
 def alias_table(languages: dict[str, Language]) -> dict[str, str]:
