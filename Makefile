@@ -22,7 +22,7 @@ LANGUAGES_APT := ruby:ruby php:php-cli perl:perl lua5.4:lua5.4 sqlite3:sqlite3 c
   gnatmake:gnat guile-3.0:guile-3.0 racket:racket nim:nim crystal:crystal \
   /usr/lib/python3/dist-packages/sklearn:python3-numpy+python3-pandas+python3-scipy+python3-sklearn+python3-matplotlib
 
-.PHONY: run test test-vm setup system venv lint bench clean docker-images docker-service docker-native languages
+.PHONY: run test test-vm setup system venv lint bench clean docker-images docker-service docker-native docker-cluster languages
 
 run: setup
 	$(BIN)/execbox serve
@@ -66,7 +66,7 @@ docker-images:
 # execbox itself as an image (for docker-compose.yml): wheels built here, installed offline.
 docker-service: venv docker-images
 	rm -rf docker/service/wheels
-	$(BIN)/pip wheel -q -w docker/service/wheels .
+	$(BIN)/pip wheel -q -w docker/service/wheels '.[cluster]'
 	docker build -q --force-rm -f docker/service/Dockerfile -t execbox:latest .
 
 # The fresh-machine path on cgroup v2: a pristine Debian 12 VM (shared/vm; slow, software
@@ -78,8 +78,13 @@ test-vm:
 # execbox with the native backend in a container (docker-compose.native.yml): no socket.
 docker-native: venv docker-images
 	rm -rf docker/service/wheels
-	$(BIN)/pip wheel -q -w docker/service/wheels .
+	$(BIN)/pip wheel -q -w docker/service/wheels '.[cluster]'
 	docker build -q --force-rm -f docker/native/Dockerfile -t execbox-native:latest .
+
+# The compose cluster (docker-compose.cluster.yml): both execbox images, and PostgreSQL's from
+# Debian's package on the local base.
+docker-cluster: docker-service docker-native
+	docker build -q --force-rm -f docker/postgres/Dockerfile -t execbox-postgres:latest .
 
 bench: setup
 	$(BIN)/pip install -q -e '.[dev,bench]'
