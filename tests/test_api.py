@@ -75,10 +75,10 @@ def test_original_endpoint_output_keeps_the_order_of_both_streams(client, backen
 
 
 def test_original_endpoint_unknown_language(client):
-    response = client.post("/", json={"lang": "cobol", "code": "x"})
+    response = client.post("/", json={"lang": "brainfuck", "code": "x"})
     assert response.status_code == 400
     body = response.json()
-    assert "cobol" in body["message"] and "python" in body["supported"]
+    assert "brainfuck" in body["message"] and "python" in body["supported"]
     assert body["error"] is True
 
 

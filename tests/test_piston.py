@@ -247,8 +247,8 @@ def test_minus_one_means_the_default(server):
         ({"language": "python", "version": "*"}, "files"),
         ({"language": "python", "version": "*", "files": [{}]}, "content"),
         (
-            {"language": "cobol", "version": "*", "files": [{"content": "x"}]},
-            "cobol-* runtime is unknown",
+            {"language": "brainfuck", "version": "*", "files": [{"content": "x"}]},
+            "brainfuck-* runtime is unknown",
         ),
         (
             {"language": "python", "version": "9.x", "files": [{"content": "x"}]},
@@ -389,7 +389,7 @@ def test_interactive_protocol_errors(server):
         events_until_close(socket, 10)
     assert socket.close_code == 4005
     with ws(server) as socket:
-        send_init(socket, "cobol", "x")
+        send_init(socket, "brainfuck", "x")
         events = events_until_close(socket, 5)
     assert events[0]["type"] == "error" and socket.close_code == 4002
 
