@@ -140,16 +140,22 @@ class DockerSandbox:
         from docker.errors import DockerException
 
         image = image or self.settings.docker_image
-        try:
-            helper = self._helpers.get(image) or self._start_helper(image)
-            result = self.api.exec_create(helper, ["sh", "-c", command], user=f"{USER}:{USER}")
-            output = self.api.exec_start(result["Id"], demux=True)
-            code = self.api.exec_inspect(result["Id"])["ExitCode"]
-        except DockerException as err:
-            raise LanguageError(f"in image {image}: {err}") from None
-        stdout, stderr = (part or b"" for part in output)
-        if code != 0:
-            raise LanguageError(stderr.decode(errors="replace").strip()[-300:] or f"exit {code}")
+        # On a loaded host an exec has been seen to end "successfully" with no output at all
+        # (a toolchain then looked missing): a silent answer is asked for once more.
+        for _ in range(2):
+            try:
+                helper = self._helpers.get(image) or self._start_helper(image)
+                result = self.api.exec_create(helper, ["sh", "-c", command], user=f"{USER}:{USER}")
+                output = self.api.exec_start(result["Id"], demux=True)
+                code = self.api.exec_inspect(result["Id"])["ExitCode"]
+            except DockerException as err:
+                raise LanguageError(f"in image {image}: {err}") from None
+            stdout, stderr = (part or b"" for part in output)
+            if code != 0:
+                detail = stderr.decode(errors="replace").strip()[-300:]
+                raise LanguageError(detail or f"exit {code}")
+            if stdout or stderr:
+                break
         return stdout.decode(errors="replace")
 
     def _start_helper(self, image: str) -> str:
