@@ -27,6 +27,11 @@ MAX_RATIO = 100
 RATIO_FREE_BYTES = 1024 * 1024
 LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
 LOCAL_MAGIC = b"PK\x03\x04"
+# zipfile's own layout of a central-directory header: 46 bytes, then name, extra, comment.
+CENTRAL_HEADER = struct.Struct(zipfile.structCentralDir)  # type: ignore[attr-defined]
+CENTRAL_MAGIC = b"PK\x01\x02"
+NAME_LENGTH = zipfile._CD_FILENAME_LENGTH  # type: ignore[attr-defined]
+COMMENT_LENGTH = zipfile._CD_COMMENT_LENGTH  # type: ignore[attr-defined]
 
 _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="execbox-unpack")
 T = TypeVar("T")
@@ -75,14 +80,47 @@ def unzip(data: bytes, max_files: int, max_bytes: int) -> list[SourceFile]:
 
 
 def _check_entry_count(data: bytes, max_files: int) -> None:
-    """Refuse an archive with too many entries before zipfile builds an object for each."""
+    """Refuse an archive with too many entries before zipfile builds an object for each.
+
+    The end record's entry count is only a claim: zipfile parses central-directory headers
+    until the directory's declared size is used up, whatever the count says. So the headers
+    are walked here the same way (a fixed part plus three variable lengths), stopping as soon
+    as there are too many.
+    """
     end = zipfile._EndRecData(io.BytesIO(data))  # type: ignore[attr-defined]
     if end is None:
         raise BadArchive("is not a valid zip archive")
-    entries = end[zipfile._ECD_ENTRIES_TOTAL]  # type: ignore[attr-defined]
     # Directories count too: an archive may hold a few beside its files, not thousands.
-    if entries > 2 * max_files:
-        raise BadArchive(f"has {entries} entries (at most {max_files} files)")
+    limit = 2 * max_files
+    claimed = end[zipfile._ECD_ENTRIES_TOTAL]  # type: ignore[attr-defined]
+    if claimed > limit:
+        raise BadArchive(f"has {claimed} entries (at most {max_files} files)")
+    walked = _count_directory_entries(data, end, limit)
+    if walked > limit:
+        raise BadArchive(f"has more than {limit} entries (at most {max_files} files)")
+
+
+def _count_directory_entries(data: bytes, end: list, limit: int) -> int:
+    """The central directory's headers counted as zipfile would parse them, up to limit + 1."""
+    size = end[zipfile._ECD_SIZE]  # type: ignore[attr-defined]
+    offset = end[zipfile._ECD_OFFSET]  # type: ignore[attr-defined]
+    # Where zipfile looks for the directory: data prepended to the archive shifts it.
+    start = end[zipfile._ECD_LOCATION] - size  # type: ignore[attr-defined]
+    if end[zipfile._ECD_SIGNATURE] == zipfile.stringEndArchive64:  # type: ignore[attr-defined]
+        start -= zipfile.sizeEndCentDir64 + zipfile.sizeEndCentDir64Locator  # type: ignore[attr-defined]
+    if start < 0 or offset < 0:
+        raise BadArchive("is not a valid zip archive")
+    directory = data[start : start + size]
+    position = count = 0
+    while position < size and count <= limit:
+        header = directory[position : position + CENTRAL_HEADER.size]
+        if len(header) < CENTRAL_HEADER.size or header[:4] != CENTRAL_MAGIC:
+            raise BadArchive("is not a valid zip archive")
+        fields = CENTRAL_HEADER.unpack(header)
+        name_length, extra_length, comment_length = fields[NAME_LENGTH : COMMENT_LENGTH + 1]
+        position += CENTRAL_HEADER.size + name_length + extra_length + comment_length
+        count += 1
+    return count
 
 
 def _inflate(data: bytes, info: zipfile.ZipInfo, budget: int) -> bytes:
