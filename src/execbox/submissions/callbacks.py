@@ -8,6 +8,11 @@ address inside it (IPv4-mapped, -compatible or -translated, NAT64, 6to4, Teredo)
 resolved off the event loop with a timeout, when the submission is created and again before
 each delivery, and the delivery connects to the address that was checked (the Host header
 and TLS server name stay the URL's): a name that resolves elsewhere later is never used.
+
+A receiver is as untrusted as the URL: one delivery attempt, from the name lookup to the
+answer's status, has one deadline (``callback_timeout_s``; httpx's own timeout bounds each
+read, so a receiver sending a byte every few seconds would hold it forever), and the answer's
+body is never read (an endless one would grow the process without bound).
 """
 
 from __future__ import annotations
@@ -144,7 +149,7 @@ class CallbackSender:
         self, allow_private: bool, timeout_s: float, max_tries: int, retry_delay_s: float = 1.0
     ) -> None:
         self.allow_private = allow_private
-        self.timeout_s = timeout_s
+        self.timeout_s = timeout_s  # one attempt's deadline, lookup to status line
         self.max_tries = max_tries
         self.retry_delay_s = retry_delay_s
         # No kept-alive connections: each is made to a pinned address and verified for one
@@ -168,8 +173,17 @@ class CallbackSender:
         return False
 
     async def deliver_once(self, url: str, body: dict) -> Delivery:
-        """One try: the destination checked again (its name may resolve elsewhere now), then
-        ``body`` PUT to the address that was checked."""
+        """One try, over within ``timeout_s`` whatever the receiver does: the destination
+        checked again (its name may resolve elsewhere now), then ``body`` PUT to the address
+        that was checked."""
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await self._attempt(url, body)
+        except TimeoutError:
+            log.info("callback to %s: no answer within %g s", url, self.timeout_s)
+            return Delivery.FAILED
+
+    async def _attempt(self, url: str, body: dict) -> Delivery:
         try:
             addresses = await check_destination(url, self.allow_private, self.timeout_s)
         except ForbiddenDestination as err:
@@ -177,14 +191,18 @@ class CallbackSender:
             return Delivery.REFUSED
         target, headers, extensions = pinned_request(url, addresses[0])
         try:
-            response = await self._client.put(
-                target, json=body, headers=headers, extensions=extensions
-            )
-            if response.is_success:
-                return Delivery.DELIVERED
-            log.info("callback to %s answered %d", url, response.status_code)
+            # Streamed: only the status is read; leaving the block closes the connection
+            # with the body (if any) unread.
+            async with self._client.stream(
+                "PUT", target, json=body, headers=headers, extensions=extensions
+            ) as response:
+                status = response.status_code
         except httpx.HTTPError as err:
             log.info("callback to %s failed: %s", url, err)
+            return Delivery.FAILED
+        if 200 <= status < 300:
+            return Delivery.DELIVERED
+        log.info("callback to %s answered %d", url, status)
         return Delivery.FAILED
 
     async def close(self) -> None:
