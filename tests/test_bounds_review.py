@@ -4,16 +4,23 @@ discovery asks to bind-mount a whole system directory."""
 
 from __future__ import annotations
 
+import base64
 import struct
 import time
 import zipfile
 import zlib
 
+import httpx
 import pytest
 from conftest import slow
 
 from execbox.api.archives import BadArchive, unzip
+from execbox.engine.model import OutputsRequest
+from execbox.engine.outputs import OutputsBudget
+from execbox.sandbox.docker.outputs import outputs_script
+from execbox.sandbox.outputs import COLLECT_TIME_S, MAX_WALK_DEPTH, OutputRequest, Outputs
 
+BACKENDS = ("native", "docker")
 MiB = 1024 * 1024
 
 
@@ -64,3 +71,61 @@ def test_a_zip_with_a_garbled_central_directory_is_refused_as_invalid():
     archive[central : central + 4] = b"XXXX"
     with pytest.raises(BadArchive, match="is not a valid zip archive"):
         unzip(bytes(archive), max_files=63, max_bytes=MiB)
+
+
+# Output files: the same answer on both backends, whatever the tree the program left.
+
+
+def outputs_of(client: httpx.Client, code: str, patterns: list[str], **fields) -> dict:
+    body = {"language": "python", "code": code, "outputs": patterns, **fields}
+    response = client.post("/api/v1/execute", json=body)
+    assert response.status_code == 200, response.text
+    run = response.json()["run"]
+    assert run["status"] == "ok", run
+    return run
+
+
+def test_a_hard_linked_second_name_comes_back_with_its_bytes(client):
+    code = "import os\nopen('a.txt', 'w').write('shared')\nos.link('a.txt', 'b.txt')\n"
+    run = outputs_of(client, code, ["*.txt"])
+    files = {f["name"]: base64.b64decode(f["content"]) for f in run["outputs"]}
+    assert files == {"a.txt": b"shared", "b.txt": b"shared"}
+    assert run["outputs_limits_hit"] == []
+
+
+def test_near_misses_of_a_double_star_pattern_do_not_crowd_out_the_match(client):
+    # ``**/x*.txt`` matches x.txt, not d/ax1.txt: the near misses, written after it (listed
+    # first by tmpfs), must not take the max_files + 1 places it competes for.
+    code = (
+        "import os\nopen('x.txt', 'w').write('hit')\nos.mkdir('d')\n"
+        "for i in range(20): open(f'd/ax{i}.txt', 'w').write('miss')\n"
+    )
+    run = outputs_of(client, code, ["**/x*.txt"], outputs_max_files=1)
+    assert [f["name"] for f in run["outputs"]] == ["x.txt"]
+    assert run["outputs_limits_hit"] == []
+
+
+def test_a_file_deeper_than_the_walk_goes_is_not_found_on_either_backend(client):
+    deep = "/".join(["d"] * MAX_WALK_DEPTH) + "/deep.txt"
+    shallow = "/".join(["d"] * (MAX_WALK_DEPTH - 1)) + "/ok.txt"
+    code = (
+        "import os\n"
+        f"os.makedirs({deep.rsplit('/', 1)[0]!r})\n"
+        f"open({deep!r}, 'w').write('too deep')\nopen({shallow!r}, 'w').write('ok')\n"
+    )
+    run = outputs_of(client, code, ["**/*.txt"])
+    assert [f["name"] for f in run["outputs"]] == [shallow]
+
+
+def test_the_time_to_collect_output_files_is_spent_over_the_whole_execution():
+    request = OutputsRequest(("*.txt",), max_files=10, max_bytes=1000)
+    budget = OutputsBudget.of(request)
+    assert budget is not None
+    assert budget.stage().collect_time_s == COLLECT_TIME_S
+    budget.charge(Outputs((), (), collect_time_s=COLLECT_TIME_S - 1))
+    assert budget.stage().collect_time_s == pytest.approx(1)
+    budget.charge(Outputs((), (), collect_time_s=5))
+    assert budget.stage().collect_time_s == 0
+    # A spent budget: the container does not even look for files.
+    spent = outputs_script(OutputRequest(("*.txt",), 10, 1000, collect_time_s=0), "n")
+    assert "find" not in spent and "n end" in spent

@@ -15,7 +15,13 @@ import dataclasses
 from execbox.config import Settings
 from execbox.engine.errors import InvalidRequest
 from execbox.engine.model import OutputsRequest
-from execbox.sandbox.outputs import MAX_WALK_DEPTH, UNAVAILABLE, OutputRequest, Outputs
+from execbox.sandbox.outputs import (
+    COLLECT_TIME_S,
+    MAX_WALK_DEPTH,
+    UNAVAILABLE,
+    OutputRequest,
+    Outputs,
+)
 
 MAX_PATTERNS = 32
 MAX_PATTERN_BYTES = 1024
@@ -92,6 +98,7 @@ class OutputsBudget:
     patterns: tuple[str, ...]
     files_left: int
     bytes_left: int
+    collect_time_left_s: float = COLLECT_TIME_S
 
     @classmethod
     def of(cls, request: OutputsRequest | None) -> OutputsBudget | None:
@@ -102,7 +109,9 @@ class OutputsBudget:
 
     def stage(self) -> OutputRequest:
         """The next run's request: whatever the runs before it left."""
-        return OutputRequest(self.patterns, self.files_left, self.bytes_left)
+        return OutputRequest(
+            self.patterns, self.files_left, self.bytes_left, self.collect_time_left_s
+        )
 
     def charge(self, outputs: Outputs | None) -> Outputs:
         """Take a run's files from the budget; a run that gave none back at all (its sandbox
@@ -111,4 +120,5 @@ class OutputsBudget:
             return Outputs((), (UNAVAILABLE,))
         self.files_left = max(0, self.files_left - len(outputs.files))
         self.bytes_left = max(0, self.bytes_left - outputs.size)
+        self.collect_time_left_s = max(0.0, self.collect_time_left_s - outputs.collect_time_s)
         return outputs

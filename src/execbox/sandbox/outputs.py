@@ -32,6 +32,9 @@ UNAVAILABLE = "unavailable"
 # left (100,000 files, a deep tree), the host's time and memory stay bounded.
 MAX_WALK_ENTRIES = 16384
 MAX_WALK_DEPTH = 32
+# Per execution (over all its test cases): how long the Docker backend's containers may take,
+# once their programs ended, to choose and send output files (outside the runs' own limits).
+COLLECT_TIME_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class OutputRequest:
     patterns: tuple[str, ...]
     max_files: int
     max_bytes: int
+    collect_time_s: float = COLLECT_TIME_S  # what the execution has left of COLLECT_TIME_S
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,7 @@ class OutputFile:
 class Outputs:
     files: tuple[OutputFile, ...] = ()
     limits_hit: tuple[str, ...] = ()  # MAX_FILES, MAX_BYTES, UNAVAILABLE
+    collect_time_s: float = field(default=0.0, compare=False)  # spent of COLLECT_TIME_S
 
     @property
     def truncated(self) -> bool:

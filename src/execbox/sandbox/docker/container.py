@@ -54,7 +54,6 @@ STUB = f"tar -x -o -C / -f - && cat /bin/sh > {CONTROL_SHELL} && exec {CONTROL_S
 READ_CHUNK = 1 << 16
 CPU_POLL_S = 0.05
 EXIT_WAIT_S = 2.0  # a container whose stream ended: how long it may take to be seen exited
-OUTPUTS_TIME_S = 10.0  # for a run's output files to be chosen and sent, once it has ended
 
 # Figures from the container's own cgroup, as mounted inside it (cgroup v1 or v2).
 CGROUP_FIGURES = r"""
@@ -270,6 +269,7 @@ class Outcome:
     timed_out: bool
     ended: bool  # the stream closed before the markers: the container died
     host_cpu_ms: float = 0.0  # the last CPU time read from the host (when it can read it)
+    collect_s: float = 0.0  # from the program's end to the output files' (or giving up)
 
 
 def new_nonce() -> str:
@@ -296,8 +296,9 @@ def send_and_read(sock: socket.socket, payload: bytes, spec: StageSpec, nonce: s
         now = time.monotonic()
         if program_ended is None and streams.stderr.marker is not None and spec.outputs:
             # The program is over: its limits are met, and what the script does next (choose
-            # and send its output files) gets a time of its own and is no longer counted.
-            program_ended, deadline, cpu_start = now, now + OUTPUTS_TIME_S, None
+            # and send its output files) gets what the execution has left of its own time.
+            program_ended, cpu_start = now, None
+            deadline = now + max(0.0, spec.outputs.collect_time_s)
         if program_ended is not None:
             if now >= deadline:
                 break  # its output files did not come in time: the result says unavailable
@@ -317,8 +318,10 @@ def send_and_read(sock: socket.socket, payload: bytes, spec: StageSpec, nonce: s
         streams.feed(chunk)
         if streams.overflow:
             break
-    wall_ms = ((program_ended or time.monotonic()) - started) * 1000
-    return Outcome(streams, wall_ms, timed_out, ended, cpu_used_ns / 1e6)
+    finished = time.monotonic()
+    wall_ms = ((program_ended or finished) - started) * 1000
+    collect_s = finished - program_ended if program_ended is not None else 0.0
+    return Outcome(streams, wall_ms, timed_out, ended, cpu_used_ns / 1e6, collect_s)
 
 
 def judge(

@@ -3,15 +3,19 @@ same rule as the native backend's (sandbox/outputs.py), sent as a tar archive af
 stdout marker (``<nonce> outputs <size> <limits hit>``), and parsed here (untrusted).
 
 The run script lists the candidates with GNU find (``-type f``: regular files only, never
-through a symlink; ``-path`` narrows them by the patterns, a superset that the host checks
-again exactly), keeps the first ``max_files + 1``, sorts them, takes them within the bounds,
-and archives the chosen ones twice: once to measure, once to send (the program is dead by
-then, so both are the same). The archive is refused by the host past the size those bounds
-allow. Needs GNU find, sort and tar in the image (Debian's, as the runtime image has).
+through a symlink; ``-path`` and ``-name`` narrow them by the patterns, a superset that the
+host checks again exactly), visiting at most MAX_WALK_ENTRIES entries MAX_WALK_DEPTH levels
+deep as the native walk does, keeps the first ``max_files + 1``, sorts them, takes them within
+the bounds, and archives the chosen ones twice: once to measure, once to send (the program is
+dead by then, so both are the same; a second name of a hard link comes as a copy, as its size
+was counted). The archive is refused by the host past the size those bounds allow, and the
+host waits for it only what the execution has left of COLLECT_TIME_S. Needs GNU find, grep,
+sort and tar in the image (Debian's, as the runtime image has).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import shlex
 import tarfile
@@ -22,6 +26,8 @@ from execbox.sandbox.docker.frames import Stream
 from execbox.sandbox.outputs import (
     MAX_BYTES,
     MAX_FILES,
+    MAX_WALK_DEPTH,
+    MAX_WALK_ENTRIES,
     UNAVAILABLE,
     OutputFile,
     OutputRequest,
@@ -52,14 +58,18 @@ def stream_archive_cap(spec: StageSpec) -> int:
 
 def _find_pattern(pattern: str) -> list[str]:
     """find's test for one pattern: -path (whose ``*`` crosses ``/``) and, without ``**``,
-    no more parts than the pattern has (so that ``*.png`` does not reach into directories)."""
+    no more parts than the pattern has (so that ``*.png`` does not reach into directories);
+    with ``**``, -name for the file's own name (a bracket expression aside: fnmatch reads
+    ``[[:alpha:]]`` otherwise than the host's matcher, and find must not miss a file)."""
     parts = pattern.split("/")
     # ``**/`` becomes ``*``, which matches no directory as well as many (and, beyond what
-    # ``**`` means, a name's start: the host drops such extra matches).
+    # ``**`` means, a directory name's start: the host drops such extra matches).
     path_glob = "./" + "/".join(parts).replace("**/", "*").replace("**", "*")
     test = ["-path", path_glob]
     if "**" not in parts:
         test += ["!", "-path", "./" + "/".join(["*"] * (len(parts) + 1))]
+    elif parts[-1] != "**" and "[" not in parts[-1]:
+        test += ["-name", parts[-1]]
     return ["(", *test, ")"]
 
 
@@ -73,13 +83,23 @@ def find_tests(patterns: tuple[str, ...]) -> str:
 def outputs_script(request: OutputRequest, nonce: str) -> str:
     """Shell (dash) that chooses and sends the files, run after every process of the program
     is dead; its stdout is the attach stream's, after the program's."""
+    if request.collect_time_s <= 0:
+        # The execution's time for output files is spent: none are sent (unavailable).
+        return f'printf "\\n{nonce} end\\n"\n'
     most = request.max_files
-    tar = f"tr '\\n' '\\000' | tar -c -f - -C {WORKDIR} --null --no-recursion -T - 2>/dev/null"
+    tar = (
+        "tr '\\n' '\\000' | tar -c -f - -C "
+        f"{WORKDIR} --null --no-recursion --hard-dereference -T - 2>/dev/null"
+    )
+    # Every entry find visits prints a line (an empty one unless it is a candidate), so that
+    # head ends the walk after MAX_WALK_ENTRIES of them, wherever the candidates are.
+    candidate = f"{find_tests(request.patterns)} -type f ! -path '*[[:cntrl:]]*'"
     return (
         "_tab=$(printf '\\t'); _nl=$(printf '\\n_'); _nl=${_nl%_}\n"
-        f"_found=$(cd {WORKDIR} && find . {find_tests(request.patterns)} -type f "
-        "! -path '*[[:cntrl:]]*' -printf '%s\\t%P\\n' 2>/dev/null "
-        f'| head -n {most + 1} | LC_ALL=C sort -t "$_tab" -k2)\n'
+        f"_found=$(cd {WORKDIR} && find . -maxdepth {MAX_WALK_DEPTH} "
+        f"\\( {candidate} -printf '%s\\t%P\\n' \\) -o -printf '\\n' 2>/dev/null "
+        f"| head -n {MAX_WALK_ENTRIES} | LC_ALL=C grep -m {most + 1} . "
+        '| LC_ALL=C sort -t "$_tab" -k2)\n'
         "_n=0; _total=0; _files=; _bytes=; _names=\n"
         'while IFS="$_tab" read -r _size _name; do\n'
         '  [ -n "$_name" ] || continue\n'
@@ -100,9 +120,15 @@ def outputs_script(request: OutputRequest, nonce: str) -> str:
     )
 
 
-def read_outputs(stdout: Stream, request: OutputRequest) -> Outputs:
+def read_outputs(stdout: Stream, request: OutputRequest, collect_s: float = 0.0) -> Outputs:
     """The files of the archive after the stdout marker, checked again here: regular files
-    whose names match and are acceptable, within the bounds; UNAVAILABLE when none came."""
+    whose names match and are acceptable, within the bounds; UNAVAILABLE when none came.
+    ``collect_s`` (the time the container took to send them) is charged to the execution."""
+    outputs = _read_outputs(stdout, request)
+    return dataclasses.replace(outputs, collect_time_s=collect_s)
+
+
+def _read_outputs(stdout: Stream, request: OutputRequest) -> Outputs:
     words = stdout.marker or []
     if stdout.archive is None or len(stdout.archive) < stdout.archive_size:
         return Outputs((), (UNAVAILABLE,))

@@ -238,7 +238,9 @@ class DockerSandbox:
             collect_artifacts(result, outcome.streams.stdout, spec)
         if spec.outputs is not None and result.internal_error is None:
             # Up to OUTPUTS_MAX_BYTES of archive to parse: off the event loop.
-            result.outputs = await self._call(read_outputs, outcome.streams.stdout, spec.outputs)
+            result.outputs = await self._call(
+                read_outputs, outcome.streams.stdout, spec.outputs, outcome.collect_s
+            )
         return result
 
     def _state(self, container: str) -> dict:
