@@ -15,10 +15,21 @@ import pytest
 from conftest import slow
 
 from execbox.api.archives import BadArchive, unzip
+from execbox.config import Limits
+from execbox.engine import ExecutionResult, StageReport, Status
 from execbox.engine.model import OutputsRequest
 from execbox.engine.outputs import OutputsBudget
 from execbox.sandbox.docker.outputs import outputs_script
-from execbox.sandbox.outputs import COLLECT_TIME_S, MAX_WALK_DEPTH, OutputRequest, Outputs
+from execbox.sandbox.outputs import (
+    COLLECT_TIME_S,
+    MAX_BYTES,
+    MAX_WALK_DEPTH,
+    OutputFile,
+    OutputRequest,
+    Outputs,
+)
+from execbox.submissions.codec import result_from_json, result_to_json
+from execbox.submissions.result_bound import bound_result
 
 BACKENDS = ("native", "docker")
 MiB = 1024 * 1024
@@ -129,3 +140,51 @@ def test_the_time_to_collect_output_files_is_spent_over_the_whole_execution():
     # A spent budget: the container does not even look for files.
     spent = outputs_script(OutputRequest(("*.txt",), 10, 1000, collect_time_s=0), "n")
     assert "find" not in spent and "n end" in spent
+
+
+# Stored results: output and output files together within MAX_RESULT_BYTES.
+
+LIMITS = Limits(
+    wall_time_ms=1000, cpu_time_ms=1000, memory_mb=64, processes=8, output_bytes=1000,
+    file_size_mb=1,
+)  # fmt: skip
+
+
+def run_with_files(stdout: bytes, *sizes: int) -> StageReport:
+    files = tuple(OutputFile(f"f{index}.bin", b"x" * size) for index, size in enumerate(sizes))
+    return StageReport(
+        Status.OK, 0, None, stdout, b"", False, False, 1, 1, 0, LIMITS,
+        output=stdout, outputs=Outputs(files, ()),
+    )  # fmt: skip
+
+
+def stored_bytes(stored: dict) -> int:
+    """Output and file bytes a stored result holds, decoded."""
+    total = 0
+    for case in stored["cases"]:
+        total += len(base64.b64decode(case["stdout"])) + len(base64.b64decode(case["stderr"]))
+        total += sum(len(base64.b64decode(f["content"])) for f in case["outputs"]["files"])
+    return total
+
+
+def test_a_stored_result_keeps_output_and_files_together_within_its_bound():
+    cases = [run_with_files(b"o" * 300, 200, 400), run_with_files(b"p" * 300, 100, 50)]
+    result = ExecutionResult("python", "3", Status.OK, None, cases[0], cases)
+    stored = result_to_json(result, 1000)
+    assert stored_bytes(stored) <= 1000
+    first, second = (result_from_json(stored).cases[i] for i in (0, 1))
+    # The streams come first and are kept whole: statuses are the engine's.
+    assert [first.status, second.status] == [Status.OK, Status.OK]
+    assert len(first.stdout) == len(second.stdout) == 300
+    # 400 bytes left for files, in order: f0 (200) fits, f1 (400) does not, then 100 and 50 fit.
+    assert first.outputs is not None and second.outputs is not None
+    assert [f.name for f in first.outputs.files] == ["f0.bin"]
+    assert first.outputs.limits_hit == (MAX_BYTES,) and first.outputs.truncated
+    assert [f.name for f in second.outputs.files] == ["f0.bin", "f1.bin"]
+    assert second.outputs.limits_hit == ()
+
+
+def test_a_stored_result_within_its_bound_keeps_every_file():
+    case = run_with_files(b"o" * 10, 100, 100)
+    result = ExecutionResult("python", "3", Status.OK, None, case, [case])
+    assert bound_result(result, 1000).cases == [case]
