@@ -12,7 +12,7 @@ import zlib
 
 import httpx
 import pytest
-from conftest import slow
+from conftest import Server, slow
 
 from execbox.api.archives import BadArchive, unzip
 from execbox.config import Limits
@@ -188,3 +188,35 @@ def test_a_stored_result_within_its_bound_keeps_every_file():
     case = run_with_files(b"o" * 10, 100, 100)
     result = ExecutionResult("python", "3", Status.OK, None, case, [case])
     assert bound_result(result, 1000).cases == [case]
+
+
+# A language whose discovery names a whole system directory to mount is unavailable.
+
+
+def test_a_toolchain_mount_of_a_whole_system_directory_makes_the_language_unavailable(tmp_path):
+    data = tmp_path / "languages.toml"
+    shell = "/bin/sh"
+    data.write_text(
+        # Discovery prints /etc: binding it would show the sandbox the host's configuration.
+        f'[etcsh]\nentry = "main.sh"\ndiscover.dir = "echo /etc/"\nmounts = ["{{dir}}"]\n'
+        f'version = ["{shell}", "-c", "echo 1.0"]\nrun = ["{shell}", "{{entry}}"]\n'
+        f'[rootsh]\nentry = "main.sh"\ndiscover.dir = "echo /usr/.."\nmounts = ["{{dir}}"]\n'
+        f'version = ["{shell}", "-c", "echo 1.0"]\nrun = ["{shell}", "{{entry}}"]\n'
+        # A directory below one of them stays allowed.
+        f'[sslsh]\nentry = "main.sh"\nmounts = ["/etc/ssl"]\n'
+        f'version = ["{shell}", "-c", "echo 1.0"]\nrun = ["{shell}", "{{entry}}"]\n'
+    )
+    server = Server(env={"EXECBOX_LANGUAGES_FILE": str(data)}).start()
+    try:
+        listed = {
+            item["language"]: item for item in httpx.get(server.url + "/api/v1/languages").json()
+        }
+        body = {"language": "etcsh", "code": "cat /etc/shadow"}
+        refused = httpx.post(server.url + "/api/v1/execute", json=body, timeout=slow(60))
+    finally:
+        server.stop()
+    assert not listed["etcsh"]["available"] and not listed["rootsh"]["available"]
+    assert "toolchain directory /etc/ is refused" in listed["etcsh"]["reason"], listed["etcsh"]
+    assert "toolchain directory /usr/.. is refused" in listed["rootsh"]["reason"]
+    assert listed["sslsh"]["available"], listed["sslsh"]
+    assert refused.status_code != 200 and "refused" in refused.text, refused.text

@@ -71,7 +71,12 @@ class Box:
                 signal.pidfd_send_signal(self.init, signal.SIGKILL)
 
     def kill(self) -> None:
-        """Kill every process of the box, and wait until its cgroup lists none (blocking)."""
+        """Kill every process of the box (blocking). On cgroup v1 this returns once the cgroup
+        lists none; on v2 it only writes cgroup.kill, and the kernel finishes the killing after
+        it returns: a caller that needs every process dead (before reading the box's files)
+        awaits the box's process too, as supervise.run_in_box does (the kernel lets a pid
+        namespace's init end only once every other process in it has, and the box's process
+        ends after its init)."""
         self.kill_init()
         self.cgroup.kill()
 

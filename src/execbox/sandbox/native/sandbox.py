@@ -41,6 +41,9 @@ UID_POOL_SIZE = 256
 UID_LOCK_DIR = Path("/run/lock/execbox")
 UID_RANGE_STEP = 1000
 UID_RANGES = 16
+# Host directories a toolchain mount may never be (a directory below one may: /etc/mono):
+# a discovery command that printed one would hand the sandbox the host's secrets or devices.
+REFUSED_MOUNTS = frozenset(["/", "/etc", "/root", "/var", "/proc", "/sys", "/dev", "/run", "/home"])
 
 
 class SandboxUnavailable(Exception):
@@ -187,6 +190,8 @@ class NativeSandbox:
             self._uid_lock = None
 
     def expect(self, spec: StageSpec) -> Expectation:
+        if self.refused_mount(spec.mounts) is not None:
+            return Expectation.none()
         return self._pool.expect(self._profile(spec))
 
     def _profile(self, spec: StageSpec) -> Profile:
@@ -197,8 +202,23 @@ class NativeSandbox:
         self._start_limits[profile] = (max(memory, MIN_START_MEMORY), box_pids(spec.limits))
         return profile
 
+    def refused_mount(self, mounts: tuple[str, ...]) -> str | None:
+        """Why one of a stage's toolchain mounts is refused, or None: a whole system
+        directory, or the service's state dir, by its path as given or as resolved."""
+        state = {os.path.realpath(self.state), os.path.normpath(self.state)}
+        for mount in mounts:
+            for path in (os.path.normpath(mount), os.path.realpath(mount)):
+                if path in REFUSED_MOUNTS or path in state:
+                    return (
+                        f"toolchain directory {mount} is refused: a whole system directory "
+                        "(or the service's state dir) is never mounted into the sandbox"
+                    )
+        return None
+
     async def run(self, spec: StageSpec) -> StageResult:
         assert self._cgroups is not None, "start() first"
+        if (refused := self.refused_mount(spec.mounts)) is not None:
+            return StageResult(None, None, b"", b"", internal_error=refused)
         profile = self._profile(spec)
         try:
             box = await self._pool.take(profile) or await self._new_box(profile)
@@ -308,6 +328,9 @@ class NativeSandbox:
         place the sandbox's uid can reach (the toolchain may live under /root, say)."""
         source = self._toolchains.get(path)
         if source is None:
+            # run() refuses these first; a box of such a profile must never start either.
+            if (refused := self.refused_mount((path,))) is not None:
+                raise BoxStartError(refused)
             target = self.state / self.server / "toolchains" / str(len(self._toolchains))
             target.mkdir(parents=True, exist_ok=True)
             workdir.bind_readonly(path, target)
