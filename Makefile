@@ -22,7 +22,7 @@ LANGUAGES_APT := ruby:ruby php:php-cli perl:perl lua5.4:lua5.4 sqlite3:sqlite3 c
   gnatmake:gnat guile-3.0:guile-3.0 racket:racket nim:nim crystal:crystal \
   /usr/lib/python3/dist-packages/sklearn:python3-numpy+python3-pandas+python3-scipy+python3-sklearn+python3-matplotlib
 
-.PHONY: run test test-vm setup system venv lint bench clean docker-images docker-service docker-native docker-cluster languages
+.PHONY: run test test-vm setup system venv lint bench bench-languages clean docker-images docker-service docker-native docker-cluster languages
 
 run: setup
 	$(BIN)/execbox serve
@@ -89,6 +89,11 @@ docker-cluster: docker-service docker-native
 bench: setup
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python scripts/bench.py
+
+# Only the hello world of every language, execbox beside the bare toolchain (its section of
+# docs/benchmark.md); ONLY=python,go for a quick try.
+bench-languages: setup
+	$(BIN)/python scripts/bench.py --languages-only $(if $(ONLY),--only $(ONLY))
 
 lint: venv
 	$(BIN)/ruff check src tests

@@ -30,9 +30,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import bench_languages
 import httpx
 
-from execbox.sandbox.native.sandbox import ENV
+from execbox.sandbox.policy import ENVIRONMENT as ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -574,7 +575,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--languages", default=",".join(PRINTERS))
     parser.add_argument("--seconds", type=float, default=4.0, help="per throughput figure")
+    parser.add_argument(
+        "--languages-only",
+        action="store_true",
+        help="only the hello world of every language (its section of docs/benchmark.md)",
+    )
+    parser.add_argument("--only", default="", help="hello-world languages, e.g. python,go")
     args = parser.parse_args()
+    only = [name for name in args.only.split(",") if name.strip()]
+    if args.languages_only:
+        languages_only(only)
+        return
     languages = args.languages.split(",")
     started_at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     DOCS.mkdir(exist_ok=True)
@@ -611,6 +622,9 @@ def main() -> None:
             print(f"  HTTP concurrency {parallel}: {served:.0f}/s, bare sandbox {bare:.0f}/s")
         throughput[parallel] = statistics.median(served for served, _ in pairs)
         service["final_rss_mb"] = rss_mb(process.pid)
+        print("hello world in every language:", flush=True)
+        rows = bench_languages.run_languages(lambda: LeanClient(url), url, only)
+        languages_section = bench_languages.report(rows, started_at, bench_languages.REPEATS)
     finally:
         process.terminate()
         process.wait(60)
@@ -630,8 +644,26 @@ def main() -> None:
     report = write_report(cases, cache, throughput, rates, service, started_at)
     images = plots(cases, cache, throughput, rates)
     report += "\n" + "\n".join(f"![{name}]({name})" for name in images) + "\n"
+    report = bench_languages.splice(report, languages_section)
     (DOCS / "benchmark.md").write_text(report)
     print(f"wrote {DOCS / 'benchmark.md'} and {', '.join(images)}")
+
+
+def languages_only(only: list[str]) -> None:
+    """Only the hello world of every language, spliced into the existing docs/benchmark.md."""
+    started_at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    process, url = start_server()
+    time.sleep(SETTLE_S)
+    try:
+        rows = bench_languages.run_languages(lambda: LeanClient(url), url, only)
+    finally:
+        process.terminate()
+        process.wait(60)
+    path = DOCS / "benchmark.md"
+    document = path.read_text() if path.exists() else "# execbox benchmark\n"
+    section = bench_languages.report(rows, started_at, bench_languages.REPEATS)
+    path.write_text(bench_languages.splice(document, section))
+    print(f"wrote the languages section of {path}")
 
 
 if __name__ == "__main__":
