@@ -5,88 +5,14 @@ either way (a failed try when no 2xx status came), and reads no body."""
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
 import time
-from collections.abc import Callable
 
+from callback_receivers import RawReceiver, endless, trickle
 from conftest import slow
 
 from execbox.submissions.callbacks import CallbackSender
 
 DEADLINE_S = 2.0
-CHUNK = b"x" * 65536
-
-
-def _read_request(conn: socket.socket) -> None:
-    """Reads one PUT (headers and its Content-Length body)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += conn.recv(65536)
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":", 1)[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length:")
-    )
-    while len(body) < length:
-        body += conn.recv(65536)
-
-
-class RawReceiver:
-    """A receiver that reads each request, then lets ``answer`` write to the socket until
-    the client hangs up; counts the requests and the bytes it managed to send."""
-
-    def __init__(self, answer: Callable[[RawReceiver, socket.socket], None]) -> None:
-        self.requests = 0
-        self.sent = 0
-        self._answer = answer
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}/callback"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        with conn:
-            try:
-                _read_request(conn)
-                self.requests += 1
-                self._answer(self, conn)
-            except OSError:
-                pass  # the client hung up: what a bounded delivery does
-
-    def send(self, conn: socket.socket, data: bytes) -> None:
-        conn.sendall(data)
-        self.sent += len(data)
-
-    def close(self) -> None:
-        self._listener.close()
-
-
-def trickle(receiver: RawReceiver, conn: socket.socket) -> None:
-    """A byte a second, well within httpx's timeout for each read: the headers never end."""
-    for byte in b"HTTP/1.1 200 OK\r\nX-Padding: " + b"a" * 100_000:
-        receiver.send(conn, bytes([byte]))
-        time.sleep(1)
-
-
-def endless(status: str) -> Callable[[RawReceiver, socket.socket], None]:
-    """``status``, then a chunked body as fast as the client takes it, without end."""
-
-    def answer(receiver: RawReceiver, conn: socket.socket) -> None:
-        receiver.send(conn, f"HTTP/1.1 {status}\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
-        chunk = b"%x\r\n%s\r\n" % (len(CHUNK), CHUNK)
-        while True:
-            receiver.send(conn, chunk)
-
-    return answer
 
 
 async def _deliver(url: str, max_tries: int = 1) -> tuple[bool, float]:

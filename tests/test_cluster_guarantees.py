@@ -1,6 +1,7 @@
 """Cluster mode's guarantees beyond recovery, on real PostgreSQL: callers take turns in the
-shared queue, every node's /metrics shows that queue, and a callback pending when its node
-dies is sent by another node."""
+shared queue, every node's /metrics shows that queue, callbacks go out from the nodes that
+serve HTTP (never from workers), a callback pending when its node dies is sent by another
+node, and receivers that stall do not hold up the others' callbacks."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import json
 import re
 import signal
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,9 +17,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import procrastinate
 import psycopg
+from callback_receivers import RawReceiver, ok, trickle
 from cluster_support import Worker, fresh_database
 from conftest import Server, slow, wait_for
 
+from execbox.submissions.cluster import CALLBACK_SENDERS
 from execbox.submissions.fair_priority import priorities
 from execbox.submissions.model import Submission
 from execbox.submissions.postgres import QUEUE, PostgresStore
@@ -175,16 +179,18 @@ def test_one_callers_backlog_does_not_hold_back_anothers_submission_and_metrics_
         _stop([worker, api])
 
 
-# --- callbacks across a crash ---------------------------------------------------------------
+# --- callbacks ------------------------------------------------------------------------------
 
 
 class HoldingReceiver:
-    """A callback receiver on 127.0.0.1 that holds the first request it gets (until
-    ``release``) and answers 200 to those after it."""
+    """A callback receiver on 127.0.0.1 that holds the first request it gets, unanswered,
+    until its sender hangs up (``first_hung_up``) or the receiver closes, and answers 200 to
+    those after it."""
 
     def __init__(self) -> None:
         self.first_arrived = threading.Event()
-        self._released = threading.Event()
+        self.first_hung_up = threading.Event()
+        self._closing = threading.Event()
         self.delivered: list[dict] = []
         receiver = self
 
@@ -193,13 +199,26 @@ class HoldingReceiver:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 if not receiver.first_arrived.is_set():
                     receiver.first_arrived.set()
-                    receiver._released.wait(120)
-                    self.send_response(503)
-                else:
-                    receiver.delivered.append(body)
-                    self.send_response(200)
+                    self._hold()
+                    return
+                receiver.delivered.append(body)
+                self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+
+            def _hold(self) -> None:
+                """Until the sender hangs up (its node died) or the receiver closes."""
+                self.connection.settimeout(0.2)
+                while not receiver._closing.is_set():
+                    try:
+                        hung_up = self.connection.recv(1, socket.MSG_PEEK) == b""
+                    except TimeoutError:
+                        continue
+                    except OSError:
+                        hung_up = True
+                    if hung_up:
+                        receiver.first_hung_up.set()
+                        return
 
             def log_message(self, *args) -> None:
                 pass
@@ -208,36 +227,41 @@ class HoldingReceiver:
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/callback"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
-    def release(self) -> None:
-        self._released.set()
-
     def close(self) -> None:
-        self.release()
+        self._closing.set()
         self._server.shutdown()
         self._server.server_close()
 
 
-def test_a_callback_pending_when_its_node_dies_is_sent_by_another(postgres):
-    """The first worker runs the submission and starts its callback, and is SIGKILLed while
-    the receiver holds that request; a second worker, started after, sends it."""
+def test_a_callback_pending_when_its_api_node_dies_is_sent_by_another_not_by_a_worker(
+    postgres,
+):
+    """Callbacks go out from the nodes that serve HTTP: the API node starts the callback and
+    is SIGKILLed while the receiver holds that request; the worker, alive all along, sends
+    nothing; a second API node, started after, sends it."""
     url = fresh_database(postgres, "callbacks")
-    env = _env(url, EXECBOX_CALLBACK_ALLOW_PRIVATE="true")
+    # A try lasts long enough that only its sender's death ends it while the test looks.
+    env = _env(url, EXECBOX_CALLBACK_ALLOW_PRIVATE="true", EXECBOX_CALLBACK_TIMEOUT_S="30")
     receiver = HoldingReceiver()
-    first = Worker(env=env, command=("worker",)).start()
-    api = Server(env=env, command=("serve", "--no-worker")).start()
-    nodes: list[Server] = [first, api]
+    worker = Worker(env=env, command=("worker",)).start()
+    first = Server(env=env, command=("serve", "--no-worker")).start()
+    nodes: list[Server] = [worker, first]
     try:
         created = httpx.post(
-            api.url + "/api/v1/submissions",
+            first.url + "/api/v1/submissions",
             json={"language": "bash", "code": "echo called back", "callback_url": receiver.url},
             timeout=60,
         )
         assert created.status_code == 202, created.text
-        assert receiver.first_arrived.wait(slow(60)), "the first worker sent no callback"
+        assert receiver.first_arrived.wait(slow(60)), "no callback was sent"
         first.stop(signal.SIGKILL)
-        receiver.release()
-        nodes.append(Worker(env=env, command=("worker",)).start())
-        wait_for(lambda: receiver.delivered, 60, "the callback from the second worker")
+        # The request held was the API node's: it ended with that node.
+        assert receiver.first_hung_up.wait(slow(3)), "the held callback was not the API node's"
+        # Long past the dead sender's heartbeat: a worker would have taken the job by now.
+        time.sleep(STALLED_AFTER_S + slow(3))
+        assert receiver.delivered == []
+        nodes.append(Server(env=env, command=("serve", "--no-worker")).start())
+        wait_for(lambda: receiver.delivered, 60, "the callback from the second API node")
         (body,) = receiver.delivered
         assert body["id"] == created.json()["id"]
         assert body["result"]["run"]["stdout"] == "called back\n"
@@ -253,3 +277,62 @@ def test_a_callback_pending_when_its_node_dies_is_sent_by_another(postgres):
     finally:
         _stop(nodes)
         receiver.close()
+
+
+def test_receivers_that_trickle_their_answers_do_not_hold_up_other_callbacks(postgres):
+    """One node (`execbox serve`, so it sends callbacks too): more callbacks to a receiver
+    that answers a byte a second than the node sends at once, then one to a receiver that
+    answers at once. Each try at the trickling one ends at its 2 s deadline, so the other
+    is delivered within seconds; every trickling one is tried twice, then given up."""
+    url = fresh_database(postgres, "hostile_callbacks")
+    env = _env(
+        url,
+        EXECBOX_CALLBACK_ALLOW_PRIVATE="true",
+        EXECBOX_CALLBACK_TIMEOUT_S="2",
+        EXECBOX_CALLBACK_MAX_TRIES="2",
+    )
+    stalling, answering = RawReceiver(trickle), RawReceiver(ok)
+    node = Server(env=env, command=("serve",)).start()
+    try:
+        with httpx.Client(base_url=node.url, timeout=60) as client:
+
+            def submit(callback_url: str) -> str:
+                created = client.post(
+                    "/api/v1/submissions",
+                    json={"language": "bash", "code": "echo hi", "callback_url": callback_url},
+                )
+                assert created.status_code == 202, created.text
+                return created.json()["id"]
+
+            stalled = [submit(stalling.url) for _ in range(CALLBACK_SENDERS + 1)]
+            wait_for(
+                lambda: stalling.requests >= CALLBACK_SENDERS,
+                60,
+                "every callback sender to be held by the trickling receiver",
+            )
+            other = submit(answering.url)
+            # Unbounded tries would hold every sender forever: it would never come.
+            wait_for(lambda: answering.bodies, 30, "the other callback")
+        assert [body["id"] for body in answering.bodies] == [other]
+        wait_for(
+            lambda: stalling.requests == 2 * len(stalled), 60, "two tries of each trickling one"
+        )
+        assert sorted(body["id"] for body in stalling.bodies) == sorted(stalled * 2)
+        with psycopg.connect(url) as db:
+            wait_for(
+                lambda: (
+                    db.execute(
+                        "SELECT count(*) FROM procrastinate_jobs "
+                        "WHERE queue_name = 'execbox_callbacks'"
+                    ).fetchone()
+                    == (0,)
+                ),
+                30,
+                "the given-up callbacks' jobs to go",
+            )
+        time.sleep(slow(2))
+        assert stalling.requests == 2 * len(stalled)  # given up: no third try
+    finally:
+        _stop([node])
+        stalling.close()
+        answering.close()

@@ -10,8 +10,12 @@ it was started. Whoever waits for a submission, on any node, hears of its end th
 LISTEN/NOTIFY.
 
 Callbacks are jobs of their own (``CALLBACK_QUEUE``), deferred in the transaction that stores
-the result: a node that dies before it sent one leaves the job to whichever worker is alive
-(stalled-job recovery, as for submissions), so a callback is delivered at least once.
+the result, and sent by the nodes that serve HTTP (``execbox serve``, with or without
+``--no-worker``), never by ``execbox worker``: worker Pods run untrusted code and reach only
+DNS and the database. The API nodes' callback workers heartbeat too, and each API node looks
+for callback jobs whose sender stopped heartbeating: one that dies before it sent one leaves
+the job to another (stalled-job recovery, as workers do for submissions), so a callback is
+delivered at least once.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Any
 
 import procrastinate
@@ -52,17 +57,18 @@ log = logging.getLogger("execbox.cluster")
 RECONNECT_S = 1.0
 DISPATCHED = "dispatched"  # the dialect of a synchronous execution run for an API-only node
 EXPIRY_EVERY_S = 60.0
-CALLBACK_SENDERS = 4  # callbacks one node sends at once (beside its sandboxes' slots)
+CALLBACK_SENDERS = 4  # callbacks one API node sends at once (each try has a deadline)
 CALLBACK_POLL_S = 1.0  # how soon a callback due for another try is seen
 
 
 class CallbackNotDelivered(Exception):
-    """The receiver did not answer 2xx; procrastinate tries again later (any worker)."""
+    """The receiver did not answer 2xx; procrastinate tries again later (any API node)."""
 
 
 class ClusterRunner:
     """The SubmissionRunner of cluster mode (same methods for the API); ``worker`` says
-    whether this node also runs submissions."""
+    whether this node also runs submissions, and ``callbacks`` is the sender of a node that
+    sends callbacks (one serving HTTP), None on an ``execbox worker``."""
 
     def __init__(
         self,
@@ -85,6 +91,7 @@ class ClusterRunner:
         self._closing = False
         self._taking = True
         self._worker: procrastinate.worker.Worker | None = None
+        self._queue_open = False
         self._queue = procrastinate.App(
             connector=procrastinate.PsycopgConnector(
                 conninfo=settings.database_url,
@@ -116,13 +123,22 @@ class ClusterRunner:
         self._supervise(self._listen, "finished-submission listener")
         self._supervise(self.queue_depth.watch, "shared queue depth")
         self.executor.metrics.watch_cluster_queue(self.queue_depth.snapshot, QUEUE, CALLBACK_QUEUE)
+        served: list[str] = []  # the queues this node takes jobs from, and recovers
         if self.worker:
-            await self._queue.open_async()
+            served.append(QUEUE)
+        if self.callbacks is not None:
+            served.append(CALLBACK_QUEUE)
+        if not served:
+            return
+        await self._queue.open_async()
+        self._queue_open = True
+        if self.worker:
             self._supervise(self._work, "procrastinate worker")
-            self._supervise(self._send_callbacks, "callback sender")
-            if self.settings.cluster_stalled_retry:
-                self._supervise(self._recover_stalled, "stalled-job recovery")
             self._supervise(self._expire, "submission expiry")
+        if self.callbacks is not None:
+            self._supervise(partial(self._send_callbacks, self.callbacks), "callback sender")
+        if self.settings.cluster_stalled_retry:
+            self._supervise(partial(self._recover_stalled, served), "stalled-job recovery")
 
     async def close(self) -> None:
         """Stop; a job this worker had not finished is run again by another (its heartbeat
@@ -131,7 +147,7 @@ class ClusterRunner:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.worker:
+        if self._queue_open:
             await self._queue.close_async()
         if self.callbacks is not None:
             await self.callbacks.close()
@@ -200,6 +216,23 @@ class ClusterRunner:
             async for notice in db.notifies():
                 self._waiters.finished(notice.payload)
 
+    # Recovery: every node that takes jobs.
+
+    async def _recover_stalled(self, queues: list[str]) -> None:
+        """Jobs of ``queues`` held by a worker that stopped heartbeating go back to the queue
+        (each node recovers the queues it takes jobs from)."""
+        while True:
+            for queue in queues:
+                stalled = await self._queue.job_manager.get_stalled_jobs(
+                    queue=queue, seconds_since_heartbeat=self.settings.cluster_stalled_after_s
+                )
+                for job in stalled:
+                    log.warning(
+                        "job %s (%s) lost its worker; running it again", job.id, job.task_kwargs
+                    )
+                    await self._queue.job_manager.retry_job(job)
+            await asyncio.sleep(self.settings.cluster_heartbeat_s)
+
     # Running: worker nodes.
 
     def stop_taking(self) -> None:
@@ -224,34 +257,6 @@ class ClusterRunner:
             shutdown_graceful_timeout=self.settings.shutdown_grace_s,
         )
         await self._worker.run()
-
-    async def _send_callbacks(self) -> None:
-        worker = procrastinate.worker.Worker(
-            app=self._queue,
-            queues=[CALLBACK_QUEUE],
-            concurrency=CALLBACK_SENDERS,
-            name=f"execbox-callbacks-{self.settings.host}:{self.settings.port}",
-            install_signal_handlers=False,
-            update_heartbeat_interval=self.settings.cluster_heartbeat_s,
-            stalled_worker_timeout=self.settings.cluster_stalled_after_s,
-            fetch_job_polling_interval=CALLBACK_POLL_S,
-            delete_jobs="successful",
-            shutdown_graceful_timeout=self.settings.callback_timeout_s,
-        )
-        await worker.run()
-
-    async def _recover_stalled(self) -> None:
-        while True:
-            for queue in (QUEUE, CALLBACK_QUEUE):
-                stalled = await self._queue.job_manager.get_stalled_jobs(
-                    queue=queue, seconds_since_heartbeat=self.settings.cluster_stalled_after_s
-                )
-                for job in stalled:
-                    log.warning(
-                        "job %s (%s) lost its worker; running it again", job.id, job.task_kwargs
-                    )
-                    await self._queue.job_manager.retry_job(job)
-            await asyncio.sleep(self.settings.cluster_heartbeat_s)
 
     async def _run_one(self, id: str, caller: str = "") -> None:
         """Run one submission (``caller`` orders the queue, see ``fair_priority``)."""
@@ -286,8 +291,33 @@ class ClusterRunner:
                 "submission %s: attempt %d was superseded; result dropped", submission.id, attempt
             )
 
+    async def _expire(self) -> None:
+        ttl = self.settings.submission_ttl_s
+        while True:
+            removed = self.store.expire(time.time() - ttl)
+            if removed:
+                log.info("%d finished submissions expired", removed)
+            await asyncio.sleep(min(EXPIRY_EVERY_S, max(0.5, ttl / 2)))
+
+    # Sending callbacks: nodes that serve HTTP.
+
+    async def _send_callbacks(self, sender: CallbackSender) -> None:
+        worker = procrastinate.worker.Worker(
+            app=self._queue,
+            queues=[CALLBACK_QUEUE],
+            concurrency=CALLBACK_SENDERS,
+            name=f"execbox-callbacks-{self.settings.host}:{self.settings.port}",
+            install_signal_handlers=False,
+            update_heartbeat_interval=self.settings.cluster_heartbeat_s,
+            stalled_worker_timeout=self.settings.cluster_stalled_after_s,
+            fetch_job_polling_interval=CALLBACK_POLL_S,
+            delete_jobs="successful",
+            shutdown_graceful_timeout=sender.timeout_s,  # a try's deadline
+        )
+        await worker.run()
+
     async def _send_callback(self, context: JobContext, id: str) -> None:
-        """One try at a submission's callback; another (on any worker, after a pause) while
+        """One try at a submission's callback; another (on any API node, after a pause) while
         fewer than ``callback_max_tries`` were made."""
         submission = await asyncio.to_thread(lambda: self.store.get([id]).get(id))
         if submission is None or not submission.callback_url or self.callbacks is None:
@@ -307,11 +337,3 @@ class ClusterRunner:
             submission.callback_url,
             tries,
         )
-
-    async def _expire(self) -> None:
-        ttl = self.settings.submission_ttl_s
-        while True:
-            removed = self.store.expire(time.time() - ttl)
-            if removed:
-                log.info("%d finished submissions expired", removed)
-            await asyncio.sleep(min(EXPIRY_EVERY_S, max(0.5, ttl / 2)))

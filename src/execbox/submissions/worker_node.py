@@ -1,8 +1,9 @@
 """`execbox worker`: a cluster node that runs submissions and serves no HTTP.
 
 It starts the sandbox and engine as `execbox serve` does, publishes its languages for the
-API-only nodes, and takes jobs until SIGTERM or SIGINT; then it lets running work finish
-within the grace period (what is left is run again by another worker).
+API-only nodes, and takes submission jobs (not callbacks: those are the API nodes') until
+SIGTERM or SIGINT; then it lets running work finish within the grace period (what is left is
+run again by another worker).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from execbox.engine import Engine
 from execbox.executor import Executor, Metrics
 from execbox.scheduler import Scheduler
 from execbox.submissions.api_node import publish_runtimes
-from execbox.submissions.callbacks import CallbackSender
 from execbox.submissions.cluster import ClusterRunner
 from execbox.submissions.postgres import PostgresStore
 
@@ -37,16 +37,10 @@ async def run_worker(settings: Settings, render_callback: dict) -> None:
     metrics = Metrics()
     metrics.bind(scheduler, engine.compile_cache)
     store = PostgresStore(settings.database_url)
+    # No callback sender: callbacks go out from the nodes that serve HTTP, so a worker, which
+    # runs untrusted code, needs no way out but DNS and the database.
     runner = ClusterRunner(
-        store,
-        Executor(engine, scheduler, metrics),
-        settings,
-        CallbackSender(
-            settings.callback_allow_private,
-            settings.callback_timeout_s,
-            settings.callback_max_tries,
-        ),
-        render_callback,
+        store, Executor(engine, scheduler, metrics), settings, None, render_callback
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
