@@ -242,6 +242,8 @@ def test_api_pods_run_unprivileged_probed_and_bounded() -> None:
     policy = one(objects, "NetworkPolicy", "execbox-api")["spec"]
     assert selects(policy["podSelector"], labels)
     assert {"protocol": "TCP", "port": ports["http"]} in policy["ingress"][0]["ports"]
+    # API Pods send the callbacks (workers cannot): their egress is not restricted.
+    assert "Egress" not in policy["policyTypes"]
 
 
 def test_workers_run_sandboxes_as_the_single_node_manifest_does() -> None:
