@@ -38,7 +38,7 @@ from execbox.submissions.store import (
 
 QUEUE = "execbox"
 TASK = "execbox.run_submission"
-# Callbacks are jobs too, deferred with the result they carry: any worker alive sends them.
+# Callbacks are jobs too, deferred with the result they carry: any API node alive sends them.
 CALLBACK_QUEUE = "execbox_callbacks"
 CALLBACK_TASK = "execbox.send_callback"
 FINISHED_CHANNEL = "execbox_finished"
@@ -187,7 +187,7 @@ class PostgresStore:
     ) -> bool:
         """Store the result, unless the submission is finished or (given ``attempt``) a later
         attempt owns it; whether it was stored. Waiters on every node hear of it; with
-        ``callback``, its callback is queued in the same transaction (sent by any worker)."""
+        ``callback``, its callback is queued in the same transaction (sent by any API node)."""
         query = (
             "UPDATE execbox_submissions SET state = %s, result = %s, finished_at = %s "
             "WHERE id = %s AND state != %s"
