@@ -339,5 +339,6 @@ def splice(document: str, section: str) -> str:
     """The document with its languages section replaced by `section` (or appended)."""
     start, end = document.find(START_MARK), document.find(END_MARK)
     if start != -1 and end > start:
-        return document[:start] + section + document[end + len(END_MARK) :].lstrip("\n")
+        rest = document[end + len(END_MARK) :].lstrip("\n")
+        return document[:start] + section + ("\n" + rest if rest else "")
     return document.rstrip("\n") + "\n\n" + section
