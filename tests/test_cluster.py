@@ -284,3 +284,37 @@ def test_an_api_only_node_needs_cluster_mode():
     )
     assert done.returncode == 2
     assert "needs cluster mode" in done.stderr
+
+
+def test_an_api_only_node_follows_the_languages_the_workers_publish(postgres, tmp_path):
+    """A node started while the only worker offers bash takes Python as soon as a worker with
+    Python publishes it (before: refused until the API node restarted)."""
+    url = fresh_database(postgres, "following")
+    only_bash = tmp_path / "languages.toml"
+    only_bash.write_text(
+        '[bash]\nentry = "main.sh"\nversion = ["/bin/bash", "-c", "echo $BASH_VERSION"]\n'
+        'run = ["/bin/bash", "{entry}"]\n'
+    )
+    env = {"EXECBOX_DATABASE_URL": url}
+    bash_worker = Worker(env={**env, "EXECBOX_LANGUAGES_FILE": str(only_bash)}, command=("worker",))
+    api = Server(env=env, command=("serve", "--no-worker"))
+    nodes: list[Server] = [bash_worker, api]
+    python = {"language": "python", "code": "print('from the new worker')"}
+    try:
+        bash_worker.start()
+        api.start()
+        with httpx.Client(base_url=api.url, timeout=60) as client:
+            refused = client.post("/api/v1/execute", json=python)
+            assert refused.status_code == 503 and "no worker offers it" in refused.text
+            nodes.append(Worker(env=env, command=("worker",)).start())
+            # Workers are meant to be alike: the bash-only one goes, so Python lands on the new one.
+            assert bash_worker.stop(signal.SIGTERM, timeout=slow(30)) == 0
+            wait_for(
+                lambda: client.post("/api/v1/execute", json=python).status_code == 200,
+                40,
+                "python on the API-only node",
+            )
+            ran = client.post("/api/v1/execute", json=python).json()
+            assert ran["run"]["stdout"] == "from the new worker\n"
+    finally:
+        _stop(nodes)

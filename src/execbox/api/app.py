@@ -52,11 +52,16 @@ def create_app(
         store = _store(settings)
         api_only = bool(settings.database_url) and settings.role == "api"
         if api_only:
-            from execbox.submissions.api_node import api_only_engine, dispatch_scheduler
+            from execbox.submissions.api_node import (
+                api_only_engine,
+                dispatch_scheduler,
+                follow_published_runtimes,
+            )
 
             await asyncio.to_thread(store.migrate)
             app.state.engine = await api_only_engine(settings, store)
             app.state.scheduler = dispatch_scheduler(settings)
+            following = asyncio.create_task(follow_published_runtimes(app.state.engine, store))
         else:
             app.state.engine = engine or await Engine.start(settings, sandbox)
             app.state.scheduler = Scheduler(
@@ -95,6 +100,8 @@ def create_app(
         try:
             yield
         finally:
+            if api_only:
+                following.cancel()
             # `execbox serve` has already drained within the grace period (server.py); what is
             # still running now is killed with the sandboxes.
             if not await app.state.scheduler.drain(1.0):

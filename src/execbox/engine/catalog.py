@@ -64,6 +64,21 @@ class Catalog:
                 if runtime.available
             )
         )
+        self._settle()
+
+    def adopt(self, offered: dict[str, tuple[str, str | None]]) -> None:
+        """Take each language's version, or why it is unavailable, from elsewhere (what a
+        cluster's workers found by probing), by name; a language not named is unavailable."""
+        for name, runtime in self.runtimes.items():
+            if runtime.available:
+                version, reason = offered.get(name, ("", "no worker offers it"))
+                if reason is None:
+                    runtime.version = version
+                else:
+                    runtime.unavailable_reason = reason
+        self._settle()
+
+    def _settle(self) -> None:
         for runtime in self.runtimes.values():
             runtime.language = runtime.language.with_version(runtime.version)
         self.aliases = alias_table({name: r.language for name, r in self.runtimes.items()})

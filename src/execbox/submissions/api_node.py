@@ -14,7 +14,7 @@ from execbox.config import Settings
 from execbox.engine import Engine, ExecutionRequest, ExecutionResult
 from execbox.engine.catalog import Catalog
 from execbox.engine.job import Job
-from execbox.languages import load_languages
+from execbox.languages import Language, load_languages
 from execbox.sandbox import Expectation, Interactive, StageResult, StageSpec
 from execbox.scheduler import Refused, Scheduler, current_caller
 from execbox.submissions import codec
@@ -24,6 +24,7 @@ log = logging.getLogger("execbox.cluster")
 
 RETRY_AFTER_S = 5
 WORKERS_WAIT_S = 60.0  # at start, for a worker to publish its languages
+REFRESH_S = 15.0  # then, how often the languages the workers publish are read again
 
 
 class NoSandboxHere(Refused):
@@ -53,6 +54,8 @@ class DispatchingEngine(Engine):
     """Runs each execution on a worker (``dispatch``: store it, await its result)."""
 
     dispatch: Dispatch | None = None
+    languages: dict[str, Language]  # as loaded at start
+    published: dict  # what the workers published, as last read
 
     async def execute(self, job: Job, interactive: Interactive | None = None) -> ExecutionResult:
         if interactive is not None or self.dispatch is None:
@@ -80,14 +83,11 @@ class DispatchingEngine(Engine):
 
 
 class PublishedRuntimes:
-    """Stands where a sandbox would: answers the catalog's version probes with what the
-    workers published, and runs nothing else."""
+    """Stands where a sandbox would on a node that runs none: the catalog takes the
+    languages the workers published (``Catalog.adopt``), and nothing is run here."""
 
     name = "none (API-only node)"
     interactive = False
-
-    def __init__(self, versions: dict[tuple[str, ...], tuple[str, str | None]]) -> None:
-        self._versions = versions  # a language's version command: (version, unavailable)
 
     async def start(self) -> None:
         pass
@@ -102,10 +102,14 @@ class PublishedRuntimes:
         return Expectation.none()
 
     async def run(self, spec: StageSpec) -> StageResult:
-        version, unavailable = self._versions.get(tuple(spec.argv), ("", "no worker offers it"))
-        if unavailable is not None:
-            return StageResult(exit_code=1, signal=None, stdout=b"", stderr=unavailable.encode())
-        return StageResult(exit_code=0, signal=None, stdout=version.encode(), stderr=b"")
+        raise NotImplementedError  # executions are dispatched to the workers
+
+
+def _catalog(languages: dict[str, Language], settings: Settings, published: dict) -> Catalog:
+    # By name: languages may share a version command (bash's serves several).
+    catalog = Catalog(languages, settings)
+    catalog.adopt(published)
+    return catalog
 
 
 async def api_only_engine(settings: Settings, store: PostgresStore) -> DispatchingEngine:
@@ -122,14 +126,29 @@ async def api_only_engine(settings: Settings, store: PostgresStore) -> Dispatchi
         await asyncio.sleep(1.0)
         waited += 1.0
         published = await asyncio.to_thread(store.runtimes)
-    versions = {
-        tuple(language.version_command): published.get(name, ("", "no worker offers it"))
-        for name, language in languages.items()
-    }
-    sandbox = PublishedRuntimes(versions)
-    catalog = Catalog(languages, settings)
-    await catalog.probe(sandbox)  # type: ignore[arg-type]
-    return DispatchingEngine(settings, sandbox, catalog)  # type: ignore[arg-type]
+    catalog = _catalog(languages, settings, published)
+    engine = DispatchingEngine(settings, PublishedRuntimes(), catalog)  # type: ignore[arg-type]
+    engine.languages, engine.published = languages, published
+    return engine
+
+
+async def follow_published_runtimes(
+    engine: DispatchingEngine, store: PostgresStore, every_s: float = REFRESH_S
+) -> None:
+    """Keep an API-only node's languages those the workers publish now: a node started before
+    any worker, or before a worker with more toolchains, catches up instead of refusing them
+    until it restarts. Runs until cancelled; a database away is waited out."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            published = await asyncio.to_thread(store.runtimes)
+        except Exception as err:  # the database away: the next round tries again
+            log.warning("could not read the workers' languages: %s", err)
+            continue
+        if published and published != engine.published:
+            engine.catalog = _catalog(engine.languages, engine.settings, published)
+            engine.published = published
+            log.info("the workers' languages changed: %d offered", len(published))
 
 
 def publish_runtimes(engine: Engine, store: PostgresStore) -> None:
