@@ -149,7 +149,10 @@ class Catalog:
                 raise InvalidRequest(
                     f"{prefix}.{name} must be between {low} and {high} (maximum), got {value}"
                 )
-        limits = defaults.replace(**overrides).replace(**requested.given())
+        # A language's values say what its runtime needs at least: they raise the configured
+        # defaults, never lower them (a host configured for slow machines keeps its margin).
+        needs = {name: max(value, getattr(defaults, name)) for name, value in overrides.items()}
+        limits = defaults.replace(**needs).replace(**requested.given())
         # Defaults may exceed a lowered maximum; never run above it.
         return Limits(
             **{name: min(getattr(limits, name), getattr(maximum, name)) for name in Limits.names()}
