@@ -4,6 +4,8 @@ python-ml language behind Extra CE's Python for ML."""
 
 from __future__ import annotations
 
+import base64
+
 import httpx
 import judge0
 import pytest
@@ -93,17 +95,22 @@ def test_a_ce_only_id_does_not_exist_on_extra(server):
     assert response.json() == {"language_id": ["language with id 71 doesn't exist"]}
 
 
-def test_python_ml_fits_a_model_and_saves_a_figure(client):
+def test_python_ml_fits_a_model_and_gives_back_its_figure(client):
     # Importing pandas and scikit-learn from a cold disk takes seconds on a loaded host.
     limits = {"wall_time_ms": int(slow(20_000)), "cpu_time_ms": int(slow(10_000))}
     response = client.post(
-        "/api/v1/execute", json={"language": "pyml", "code": ML_PROGRAM, "limits": limits}
+        "/api/v1/execute",
+        json={"language": "pyml", "code": ML_PROGRAM, "limits": limits, "outputs": ["*.png"]},
     )
     body = response.json()
     assert body["status"] == "ok", body
     assert body["language"] == "python-ml"
     assert body["run"]["stdout"] == "slope 3.00 intercept 2.00 rows 20\npng True True\n"
     assert body["run"]["stderr"] == ""
+    (figure,) = body["run"]["outputs"]
+    png = base64.b64decode(figure["content"])
+    assert figure["name"] == "fit.png" and figure["size"] == len(png) > 1000
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
 
 
 def test_python_ml_is_debians_python_with_one_blas_thread(run):
