@@ -15,6 +15,7 @@ import os
 import stat
 from pathlib import Path
 
+from execbox.sandbox.native.workdir import read_regular
 from execbox.sandbox.outputs import (
     MAX_WALK_DEPTH,
     MAX_WALK_ENTRIES,
@@ -113,21 +114,6 @@ def _read(root: Path, name: str, budget: int) -> bytes | None:
                 return None
             os.close(fd)
             fd = child
-        try:
-            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-            file_fd = os.open(parts[-1], flags, dir_fd=fd)
-        except OSError:
-            return None
-        try:
-            info = os.fstat(file_fd)
-            if not stat.S_ISREG(info.st_mode) or info.st_size > budget:
-                return None
-            chunks, left = [], info.st_size
-            while left > 0 and (chunk := os.read(file_fd, min(left, 1 << 20))):
-                chunks.append(chunk)
-                left -= len(chunk)
-            return b"".join(chunks)
-        finally:
-            os.close(file_fd)
+        return read_regular(fd, parts[-1], budget)
     finally:
         os.close(fd)

@@ -191,7 +191,7 @@ def collect_files(root: Path, max_bytes: int) -> list[SandboxFile]:
                     os.close(child)
                     raise
             elif stat.S_ISREG(info.st_mode) and len(collected) < MAX_COLLECT_FILES:
-                content = _read_regular(dir_fd, entry.name, budget)
+                content = read_regular(dir_fd, entry.name, budget)
                 if content is None:
                     continue
                 budget -= len(content)
@@ -208,7 +208,9 @@ def _entries(dir_fd: int) -> list[os.DirEntry]:
         return list(itertools.islice(entries, MAX_COLLECT_ENTRIES))
 
 
-def _read_regular(dir_fd: int, name: str, budget: int) -> bytes | None:
+def read_regular(dir_fd: int, name: str, budget: int) -> bytes | None:
+    """A regular file's bytes, never through a symlink, never blocking on a FIFO; None when
+    it is not a regular file or is larger than ``budget`` (read no further than its size)."""
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
     except OSError:
@@ -217,9 +219,10 @@ def _read_regular(dir_fd: int, name: str, budget: int) -> bytes | None:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode) or info.st_size > budget:
             return None
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
+        chunks, left = [], info.st_size
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
             chunks.append(chunk)
+            left -= len(chunk)
         return b"".join(chunks)
     finally:
         os.close(fd)
