@@ -61,6 +61,24 @@ def _limits_for_this_host() -> dict[str, str]:
     return {f"EXECBOX_{name}": str(int(ms * SLOWNESS)) for name, ms in stretch.items()}
 
 
+def wait_compose_healthy(url: str, compose: list[str], env: dict[str, str], timeout: float) -> None:
+    """Poll a compose project's service until its /healthz answers 200; past the (stretched)
+    timeout, fail with the project's last log lines."""
+    deadline = time.monotonic() + slow(timeout)
+    while True:
+        try:
+            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            logs = subprocess.run(
+                [*compose, "logs", "--tail", "40"], env=env, capture_output=True, text=True
+            )
+            pytest.fail(f"{url} did not become healthy:\n{logs.stdout[-6000:]}")
+        time.sleep(0.5)
+
+
 def wait_for(condition, timeout: float = 30, what: str = "the condition") -> None:
     """Poll until condition() is true; a slow host gets the whole timeout, a fast one none."""
     deadline = time.monotonic() + slow(timeout)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import httpx
 import judge0
 import pytest
-from conftest import ROOT, docker_unavailable, free_port, slow
+from conftest import ROOT, docker_unavailable, free_port, slow, wait_compose_healthy
 
 pytestmark = pytest.mark.skipif((reason := docker_unavailable()) is not None, reason=reason or "")
 COMPOSE_FILE = ROOT / "docker-compose.cluster.yml"
@@ -35,22 +35,6 @@ class Cluster:
         inspected = subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True)
         [container] = json.loads(inspected.stdout)
         return container
-
-
-def _wait_healthy(url: str, compose: list[str], env: dict[str, str]) -> None:
-    deadline = time.monotonic() + slow(180)
-    while True:
-        try:
-            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            logs = subprocess.run(
-                [*compose, "logs", "--tail", "40"], env=env, capture_output=True, text=True
-            )
-            pytest.fail(f"the cluster did not become healthy at {url}:\n{logs.stdout[-6000:]}")
-        time.sleep(1)
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +66,8 @@ def cluster() -> Iterator[Cluster]:
         nodes = Cluster(
             f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{full_port}", compose, env
         )
-        _wait_healthy(nodes.full, compose, env)
-        _wait_healthy(nodes.api, compose, env)
+        wait_compose_healthy(nodes.full, compose, env, 180)
+        wait_compose_healthy(nodes.api, compose, env, 180)
         yield nodes
     finally:
         subprocess.run(

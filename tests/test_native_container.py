@@ -6,12 +6,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import ROOT, docker_unavailable, free_port
+from conftest import ROOT, docker_unavailable, free_port, wait_compose_healthy
 
 pytestmark = pytest.mark.skipif((reason := docker_unavailable()) is not None, reason=reason or "")
 COMPOSE = ["docker-compose", "-f", str(ROOT / "docker-compose.native.yml")]
@@ -26,17 +25,7 @@ def service() -> Iterator[str]:
     subprocess.run([*compose, "up", "-d"], env=env, check=True, capture_output=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                logs = subprocess.run([*compose, "logs"], env=env, capture_output=True, text=True)
-                pytest.fail(f"the container did not become healthy:\n{logs.stdout[-3000:]}")
-            time.sleep(0.5)
+        wait_compose_healthy(url, compose, env, 120)
         yield url
     finally:
         subprocess.run([*compose, "down", "-v", "-t", "10"], env=env, capture_output=True)
