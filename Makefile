@@ -13,16 +13,16 @@ APT_COMMANDS := bwrap:bubblewrap ps:procps file:file go:golang-go g++:g++ gcc:gc
 test: APT_COMMANDS += chromium:chromium chromedriver:chromium-driver /usr/lib/postgresql/15/bin/initdb:postgresql
 
 # The languages beyond the seed set (`make languages`; `make test` installs them): the same
-# command:package pairs (a command, or a path that must exist; packages joined by +), each
+# command:package pairs (a command, or a path that must exist; packages joined by commas), each
 # installed only when missing.
 LANGUAGES_APT := ruby:ruby php:php-cli perl:perl lua5.4:lua5.4 sqlite3:sqlite3 clang:clang tsc:node-typescript nasm:nasm tclsh:tcl pypy3:pypy3 \
   gfortran:gfortran fpc:fp-compiler ocaml:ocaml-nox ghc:ghc mcs:mono-mcs kotlinc:kotlin scala:scala \
   elixir:elixir erl:erlang-nox sbcl:sbcl gdc:gdc octave-cli:octave swipl:swi-prolog-nox cobc:gnucobol3 \
   /usr/lib/gcc/x86_64-linux-gnu/12/cc1obj:gobjc Rscript:r-base-core clojure:clojure groovy:groovy \
   gnatmake:gnat guile-3.0:guile-3.0 racket:racket nim:nim crystal:crystal \
-  /usr/lib/python3/dist-packages/sklearn:python3-numpy+python3-pandas+python3-scipy+python3-sklearn+python3-matplotlib
+  /usr/lib/python3/dist-packages/sklearn:python3-numpy,python3-pandas,python3-scipy,python3-sklearn,python3-matplotlib
 
-.PHONY: run test test-vm setup system venv lint bench bench-languages clean docker-images docker-service docker-native docker-cluster languages
+.PHONY: run test test-vm test-vm-container setup system venv lint bench bench-languages clean docker-images docker-service docker-native docker-cluster languages
 
 run: setup
 	$(BIN)/execbox serve
@@ -36,7 +36,7 @@ setup: system venv
 system:
 	@missing=""; \
 	for pair in $(APT_COMMANDS); do \
-	  command -v $${pair%%:*} >/dev/null 2>&1 || [ -e "$${pair%%:*}" ] || missing="$$missing $$(echo $${pair##*:} | tr + ' ')"; \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || [ -e "$${pair%%:*}" ] || missing="$$missing $$(echo $${pair##*:} | tr , ' ')"; \
 	done; \
 	[ -e /usr/lib/x86_64-linux-gnu/libseccomp.so.2 ] || [ -n "$$(ldconfig -p 2>/dev/null | grep libseccomp.so.2)" ] || missing="$$missing libseccomp2"; \
 	$(PYTHON) -c "import ensurepip, venv" >/dev/null 2>&1 || missing="$$missing python3-venv"; \
@@ -80,11 +80,26 @@ test-vm:
 	VM_TIMEOUT=$${VM_TIMEOUT:-21600} VM_MEM=$${VM_MEM:-8192} VM_DISK=$${VM_DISK:-32G} \
 	  $(VM) run '$(VM_SMOKE_LIMITS) bash scripts/smoke.sh && PYTEST_ADDOPTS=-v make test'
 
-# execbox with the native backend in a container (docker-compose.native.yml): no socket.
-docker-native: venv docker-images
+# The native backend in a container on cgroup v2: Debian's Docker in the same kind of VM (with
+# apparmor, which docker.io only recommends and Debian's kernel needs), a small image (the
+# languages these tests use), then tests/test_native_container.py. Not in CI.
+VM_NATIVE_IMAGE := NATIVE_BASE=execbox-debian:bookworm NATIVE_PACKAGES='python3 gcc libc6-dev golang-go'
+test-vm-container:
+	VM_TIMEOUT=$${VM_TIMEOUT:-14400} VM_MEM=$${VM_MEM:-8192} VM_DISK=$${VM_DISK:-32G} \
+	  $(VM) run 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq apparmor docker.io docker-compose debootstrap </dev/null && make venv && $(VM_NATIVE_IMAGE) .venv/bin/pytest -v tests/test_native_container.py'
+
+# execbox with the native backend in a container (docker-compose.native.yml): no socket. On
+# the runtime image (every language) by default; NATIVE_BASE=execbox-debian:bookworm with
+# NATIVE_PACKAGES (Debian packages) makes a small one with just those toolchains.
+NATIVE_BASE ?= execbox-runtime:latest
+NATIVE_PACKAGES ?=
+docker-native: venv
+	@if [ "$(NATIVE_BASE)" = execbox-runtime:latest ]; then $(MAKE) --no-print-directory docker-images; \
+	else docker/build-images.sh --base-only; fi
 	rm -rf docker/service/wheels
 	$(BIN)/pip wheel -q -w docker/service/wheels '.[cluster]'
-	docker build -q --force-rm -f docker/native/Dockerfile -t execbox-native:latest .
+	docker build -q --force-rm -f docker/native/Dockerfile --build-arg BASE='$(NATIVE_BASE)' \
+	  --build-arg PACKAGES='$(NATIVE_PACKAGES)' -t execbox-native:latest .
 
 # The compose cluster (docker-compose.cluster.yml): both execbox images, and PostgreSQL's from
 # Debian's package on the local base.

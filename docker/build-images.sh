@@ -2,13 +2,22 @@
 # Builds the Docker backend's images locally, without any registry:
 #   execbox-debian:bookworm  — a debootstrap root filesystem imported with `docker import`
 #   execbox-runtime:latest   — that base plus every toolchain (runtime/Dockerfile)
-# Images already present are kept (delete them or pass --rebuild to build again).
+# Images already present are kept (delete them or pass --rebuild to build again);
+# --base-only builds just the first (for a small native-backend image: `make docker-native
+# NATIVE_BASE=execbox-debian:bookworm ...`).
 set -euo pipefail
 cd "$(dirname "$0")"
 BASE=execbox-debian:bookworm
 RUNTIME=${EXECBOX_DOCKER_IMAGE:-execbox-runtime:latest}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-rebuild=0; [ "${1:-}" = --rebuild ] && rebuild=1
+rebuild=0; base_only=0
+for arg in "$@"; do
+  case $arg in
+    --rebuild) rebuild=1 ;;
+    --base-only) base_only=1 ;;
+    *) echo "usage: $0 [--rebuild] [--base-only]" >&2; exit 2 ;;
+  esac
+done
 
 have() { docker image inspect "$1" >/dev/null 2>&1; }
 
@@ -25,6 +34,7 @@ if [ $rebuild = 1 ] || ! have "$BASE"; then
 fi
 
 # The runtime image is rebuilt when its recipe changed (its hash is the image's label).
+[ $base_only = 1 ] && exit 0
 recipe=$(sha256sum runtime/Dockerfile | cut -c1-16)
 built=$(docker image inspect -f '{{ index .Config.Labels "org.execbox.recipe" }}' "$RUNTIME" 2>/dev/null || true)
 if [ $rebuild = 1 ] || [ "$built" != "$recipe" ]; then

@@ -45,7 +45,7 @@ def slow(seconds: float) -> float:
     return seconds * SLOWNESS
 
 
-def _limits_for_this_host() -> dict[str, str]:
+def slow_host_limits() -> dict[str, str]:
     """On a slow host, the servers' default time limits grow with it (a test that wants a
     time limit to be hit asks for a small one itself)."""
     if SLOWNESS < 1.5:
@@ -116,7 +116,7 @@ class Server:
             **os.environ,
             "EXECBOX_HOST": "127.0.0.1",
             "EXECBOX_PORT": str(self.port),
-            **_limits_for_this_host(),
+            **slow_host_limits(),
             "EXECBOX_STATE_DIR": "/run/execbox-test",
             "EXECBOX_BACKEND": backend,
             "EXECBOX_SUBMISSIONS_DB": str(ROOT / ".pytest_cache" / f"submissions-{self.port}.db"),

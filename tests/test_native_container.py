@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import ROOT, docker_unavailable, free_port, wait_compose_healthy
+from conftest import ROOT, docker_unavailable, free_port, slow_host_limits, wait_compose_healthy
 
 pytestmark = pytest.mark.skipif((reason := docker_unavailable()) is not None, reason=reason or "")
 COMPOSE = ["docker-compose", "-f", str(ROOT / "docker-compose.native.yml")]
@@ -21,7 +21,9 @@ def service() -> Iterator[str]:
     subprocess.run(["make", "-s", "docker-native"], cwd=ROOT, check=True, stdin=subprocess.DEVNULL)
     port = free_port()
     compose = [*COMPOSE, "-p", f"execbox-native-test-{port}"]
-    env = {**os.environ, "EXECBOX_PUBLISH_PORT": str(port)}
+    # On a slow host the service in the container gets the stretched time limits the tests'
+    # own servers get (the compose file passes them through).
+    env = {**os.environ, **slow_host_limits(), "EXECBOX_PUBLISH_PORT": str(port)}
     subprocess.run([*compose, "up", "-d"], env=env, check=True, capture_output=True)
     url = f"http://127.0.0.1:{port}"
     try:
