@@ -169,16 +169,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("backend", backends, indirect=True, scope="session")
 
 
-def docker_unavailable() -> str | None:
-    """Why the Docker backend cannot be tested here, or None."""
+RUNTIME_IMAGE = os.environ.get("EXECBOX_DOCKER_IMAGE", "execbox-runtime:latest")
+
+
+def docker_unavailable(image: str | None = RUNTIME_IMAGE) -> str | None:
+    """Why the Docker backend cannot be tested here (no engine, or no such image), or None."""
     try:
         import docker
 
         client = docker.from_env()
         client.ping()
-        client.images.get(os.environ.get("EXECBOX_DOCKER_IMAGE", "execbox-runtime:latest"))
+        if image:
+            client.images.get(image)
     except Exception as err:
-        return f"no Docker engine with the runtime image answers: {err}"
+        return f"no Docker engine with the image {image} answers: {err}"
     return None
 
 
