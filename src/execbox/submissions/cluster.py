@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 import uuid
 from collections.abc import Callable, Coroutine
@@ -59,6 +61,9 @@ DISPATCHED = "dispatched"  # the dialect of a synchronous execution run for an A
 EXPIRY_EVERY_S = 60.0
 CALLBACK_SENDERS = 4  # callbacks one API node sends at once (each try has a deadline)
 CALLBACK_POLL_S = 1.0  # how soon a callback due for another try is seen
+# Names this node in procrastinate's worker table and logs: every container listens on the same
+# host and port, so those would not tell the nodes apart.
+NODE = f"{socket.gethostname()}-{os.getpid()}"
 
 
 class CallbackNotDelivered(Exception):
@@ -248,7 +253,7 @@ class ClusterRunner:
             app=self._queue,
             queues=[QUEUE],
             concurrency=max(1, self.settings.max_concurrency),
-            name=f"execbox-{self.settings.host}:{self.settings.port}",
+            name=f"execbox-{NODE}",
             install_signal_handlers=False,
             update_heartbeat_interval=self.settings.cluster_heartbeat_s,
             stalled_worker_timeout=self.settings.cluster_stalled_after_s,
@@ -306,7 +311,7 @@ class ClusterRunner:
             app=self._queue,
             queues=[CALLBACK_QUEUE],
             concurrency=CALLBACK_SENDERS,
-            name=f"execbox-callbacks-{self.settings.host}:{self.settings.port}",
+            name=f"execbox-callbacks-{NODE}",
             install_signal_handlers=False,
             update_heartbeat_interval=self.settings.cluster_heartbeat_s,
             stalled_worker_timeout=self.settings.cluster_stalled_after_s,
