@@ -25,6 +25,7 @@ from execbox.sandbox import cgroup_files
 from execbox.sandbox.background import CLOSE_WAIT_S, BackgroundTasks
 from execbox.sandbox.base import StageResult, StageSpec
 from execbox.sandbox.docker import container as box
+from execbox.sandbox.docker import stream
 from execbox.sandbox.docker.artifacts import collect_artifacts
 from execbox.sandbox.docker.container import LABEL, USER, Profile
 from execbox.sandbox.docker.outputs import read_outputs
@@ -205,13 +206,13 @@ class DockerSandbox:
         payload = box.archive(spec, nonce)
         sockets: list[socket.socket] = []
 
-        def attached() -> box.Outcome:
+        def attached() -> stream.Outcome:
             params = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
             response = self.api.attach_socket(container, params=params)
             sockets.append(sock := response._sock)
             try:
                 cpu_ns = self._cpu_readers.get(container)
-                return box.send_and_read(sock, payload, spec, nonce, cpu_ns)
+                return stream.send_and_read(sock, payload, spec, nonce, cpu_ns)
             finally:
                 # Closed before the container is killed: the engine holds a container's exit
                 # until its attached streams are drained, so a kill with an unread stream waits.
@@ -233,7 +234,7 @@ class DockerSandbox:
         if outcome.ended:
             state = await self._call(self._state, container)
             oom_killed, exit_status = bool(state.get("OOMKilled")), state.get("ExitCode")
-        result = box.judge(outcome, spec, oom_killed, exit_status)
+        result = stream.judge(outcome, spec, oom_killed, exit_status)
         if spec.collect_files and result.internal_error is None and result.limit is None:
             collect_artifacts(result, outcome.streams.stdout, spec)
         if spec.outputs is not None and result.internal_error is None:
@@ -247,7 +248,7 @@ class DockerSandbox:
         from docker.errors import NotFound
 
         with contextlib.suppress(NotFound):
-            self.api.wait(container, timeout=box.EXIT_WAIT_S)
+            self.api.wait(container, timeout=stream.EXIT_WAIT_S)
         try:
             return self.api.inspect_container(container)["State"]
         except NotFound:
