@@ -82,11 +82,12 @@ test-vm:
 
 # The native backend in a container on cgroup v2: Debian's Docker in the same kind of VM (with
 # apparmor, which docker.io only recommends and Debian's kernel needs), a small image (the
-# languages these tests use), then tests/test_native_container.py. Not in CI.
+# languages these tests use), then tests/test_native_container.py (procps: the tests read ps).
+# Not in CI.
 VM_NATIVE_IMAGE := NATIVE_BASE=execbox-debian:bookworm NATIVE_PACKAGES="python3 gcc g++ libc6-dev golang-go nodejs"
 test-vm-container:
 	VM_TIMEOUT=$${VM_TIMEOUT:-14400} VM_MEM=$${VM_MEM:-8192} VM_DISK=$${VM_DISK:-32G} \
-	  $(VM) run 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq apparmor docker.io docker-compose debootstrap </dev/null && make venv && $(VM_NATIVE_IMAGE) .venv/bin/pytest -v tests/test_native_container.py'
+	  $(VM) run 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq apparmor docker.io docker-compose debootstrap procps </dev/null && make venv && $(VM_NATIVE_IMAGE) .venv/bin/pytest -v tests/test_native_container.py'
 
 # execbox with the native backend in a container (docker-compose.native.yml): no socket. On
 # the runtime image (every language) by default; NATIVE_BASE=execbox-debian:bookworm with
