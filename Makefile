@@ -73,12 +73,13 @@ docker-service: venv docker-images
 # emulated) runs `make run` and the original endpoint's cases, then `make test`. Not in CI.
 # The guest runs programs ~10 times slower than a usual host (node alone needs about the
 # default 3 s of CPU to start there), so the smoke run's service gets a slow host's time limits;
-# the tests stretch theirs by a measured factor. -v names each test as it ends (a long run).
+# the tests stretch theirs by a measured factor. -vv (against make test's -q) names each test as
+# it ends: a long run may not reach its summary.
 VM ?= ../shared/vm/debian12-cgroup2.sh
 VM_SMOKE_LIMITS := EXECBOX_RUN_CPU_TIME_MS=15000 EXECBOX_RUN_WALL_TIME_MS=30000 EXECBOX_COMPILE_CPU_TIME_MS=60000 EXECBOX_COMPILE_WALL_TIME_MS=120000 EXECBOX_MAX_CPU_TIME_MS=60000 EXECBOX_MAX_WALL_TIME_MS=120000
 test-vm:
 	VM_TIMEOUT=$${VM_TIMEOUT:-21600} VM_MEM=$${VM_MEM:-8192} VM_DISK=$${VM_DISK:-32G} \
-	  $(VM) run '$(VM_SMOKE_LIMITS) bash scripts/smoke.sh && PYTEST_ADDOPTS=-v make test'
+	  $(VM) run '$(VM_SMOKE_LIMITS) bash scripts/smoke.sh && PYTEST_ADDOPTS=-vv make test'
 
 # The native backend in a container on cgroup v2: Debian's Docker in the same kind of VM (with
 # apparmor, which docker.io only recommends and Debian's kernel needs), a small image (the
