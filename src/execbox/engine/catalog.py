@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from execbox.config import LIMIT_MINIMUMS, Limits, Settings
 from execbox.engine.errors import (
@@ -20,6 +20,8 @@ from execbox.languages import Judge0Id, Language, alias_table
 from execbox.sandbox import Sandbox, StageSpec
 
 VERSION_PATTERN = re.compile(rb"\d+(?:\.\d+)+")
+# A version probe starts a toolchain, as a compile does: it gets the compile stage's default
+# time limits where those are larger (a slow host raises them), and at least these.
 PROBE_LIMITS = Limits(
     wall_time_ms=15_000,
     cpu_time_ms=10_000,
@@ -28,6 +30,16 @@ PROBE_LIMITS = Limits(
     output_bytes=16_384,
     file_size_mb=1,
 )
+PROBES_PER_SLOT = 4
+
+
+def probe_limits(settings: Settings) -> Limits:
+    compile_limits = settings.compile_limits()
+    return replace(
+        PROBE_LIMITS,
+        wall_time_ms=max(PROBE_LIMITS.wall_time_ms, compile_limits.wall_time_ms),
+        cpu_time_ms=max(PROBE_LIMITS.cpu_time_ms, compile_limits.cpu_time_ms),
+    )
 
 
 @dataclass
@@ -56,13 +68,19 @@ class Catalog:
 
     async def probe(self, sandbox: Sandbox) -> None:
         """Ask each toolchain for its version, inside the sandbox: a language is available
-        only if its toolchain really runs there. Aliases naming the version follow from it."""
+        only if its toolchain really runs there. Aliases naming the version follow from it.
+        A few probes per execution slot run at once (they wait on the disk as much as on the
+        CPU); all of them at once would share the CPU so thinly that a slow starter, a JVM,
+        misses its time limit on a small host and its languages stay unavailable."""
+        admitted = asyncio.Semaphore(PROBES_PER_SLOT * max(1, self.settings.max_concurrency))
+        limits = probe_limits(self.settings)
+
+        async def probe_one(runtime: Runtime) -> None:
+            async with admitted:
+                await self._probe(runtime, sandbox, limits)
+
         await asyncio.gather(
-            *(
-                self._probe(runtime, sandbox)
-                for runtime in self.runtimes.values()
-                if runtime.available
-            )
+            *(probe_one(runtime) for runtime in self.runtimes.values() if runtime.available)
         )
         self._settle()
 
@@ -93,13 +111,13 @@ class Catalog:
         }
         return dict(sorted(table.items()))
 
-    async def _probe(self, runtime: Runtime, sandbox: Sandbox) -> None:
+    async def _probe(self, runtime: Runtime, sandbox: Sandbox, limits: Limits) -> None:
         language = runtime.language
         result = await sandbox.run(
             StageSpec(
                 argv=list(language.version_command),
                 files=[],
-                limits=PROBE_LIMITS,
+                limits=limits,
                 env=language.env,
                 mounts=language.mounts,
                 image=language.image,
