@@ -182,7 +182,8 @@ def docker_unavailable(image: str | None = RUNTIME_IMAGE) -> str | None:
         if image:
             client.images.get(image)
     except Exception as err:
-        return f"no Docker engine with the image {image} answers: {err}"
+        wanted = f" with the image {image}" if image else ""
+        return f"no Docker engine{wanted} answers: {err}"
     return None
 
 
