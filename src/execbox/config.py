@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     # mount here (Debian's /run) does not matter.
     state_dir: str = "/run/execbox"
     # The cgroup (a path below the cgroup mount) whose children are the stage cgroups; empty:
-    # chosen at start (see README, "cgroups"). And which cgroup version to use: auto prefers
+    # chosen at start (see README, "Where it runs"). And which cgroup version to use: auto prefers
     # v1 where its controllers are mounted (hybrid hosts), else v2.
     cgroup: str = ""
     cgroup_version: Literal["auto", "1", "2"] = "auto"
