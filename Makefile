@@ -93,10 +93,11 @@ test-vm-container:
 # execbox with the native backend in a container (docker-compose.native.yml): no socket. On
 # the runtime image (every language) by default; NATIVE_BASE=execbox-debian:bookworm with
 # NATIVE_PACKAGES (Debian packages) makes a small one with just those toolchains.
-NATIVE_BASE ?= execbox-runtime:latest
+RUNTIME_IMAGE := $(or $(EXECBOX_DOCKER_IMAGE),execbox-runtime:latest)
+NATIVE_BASE ?= $(RUNTIME_IMAGE)
 NATIVE_PACKAGES ?=
 docker-native: venv
-	@if [ "$(NATIVE_BASE)" = execbox-runtime:latest ]; then $(MAKE) --no-print-directory docker-images; \
+	@if [ "$(NATIVE_BASE)" = "$(RUNTIME_IMAGE)" ]; then $(MAKE) --no-print-directory docker-images; \
 	else docker/build-images.sh --base-only; fi
 	rm -rf docker/service/wheels
 	$(BIN)/pip wheel -q -w docker/service/wheels '.[cluster]'
