@@ -20,6 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from execbox.api.judge0_limits import DEFAULTS, MAXIMA, TUNABLE
+
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT_S = 120
 
@@ -58,7 +60,22 @@ def slow_host_limits() -> dict[str, str]:
         "MAX_WALL_TIME_MS": 60_000,
         "MAX_CPU_TIME_MS": 30_000,
     }
-    return {f"EXECBOX_{name}": str(int(ms * SLOWNESS)) for name, ms in stretch.items()}
+    return {
+        **{f"EXECBOX_{name}": str(int(ms * SLOWNESS)) for name, ms in stretch.items()},
+        "EXECBOX_JUDGE0_LIMITS": judge0_slow_host_limits(),
+    }
+
+
+def judge0_slow_host_limits() -> str:
+    """Judge0's time limits (its defaults and maxima: JVM languages need more than 15 s of CPU
+    under emulation), stretched as the server's own."""
+    if SLOWNESS < 1.5:
+        return ""
+    return ",".join(
+        f"{prefix}{name}={seconds * SLOWNESS:g}"
+        for name in TUNABLE
+        for prefix, seconds in (("", DEFAULTS[name]), ("max_", MAXIMA[name]))
+    )
 
 
 def wait_compose_healthy(url: str, compose: list[str], env: dict[str, str], timeout: float) -> None:

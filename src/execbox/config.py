@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     # Submissions in one batch: execbox's own (v1), and Judge0's (its MAX_SUBMISSION_BATCH_SIZE).
     max_batch_submissions: int = 100
     judge0_max_batch: int = 20
+    # Judge0's time limits, changed as judge0.conf would (api/judge0_limits.py): comma-separated
+    # name=seconds by their /config_info names, e.g. "cpu_time_limit=2,max_wall_time_limit=30".
+    judge0_limits: str = ""
     max_files: int = 64
     # Test cases one execution may carry (each is one run of the compiled program).
     max_cases: int = 64

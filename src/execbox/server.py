@@ -10,6 +10,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from execbox.api import create_app
+from execbox.api.judge0_limits import judge0_limits
 from execbox.api.piston_interactive import MAX_MESSAGE_BYTES, MAX_QUEUED_MESSAGES
 from execbox.config import Settings
 
@@ -77,8 +78,17 @@ def refuse_unfit_host(settings: Settings) -> None:
         raise SystemExit(2) from None
 
 
+def refuse_bad_settings(settings: Settings) -> None:
+    try:
+        judge0_limits(settings)
+    except ValueError as err:
+        print(f"execbox cannot start: EXECBOX_JUDGE0_LIMITS: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def serve(settings: Settings) -> None:
     log_to_stderr(settings)
+    refuse_bad_settings(settings)
     if settings.role != "api":  # an API-only node runs no sandbox
         refuse_unfit_host(settings)
     app = create_app(settings)

@@ -9,9 +9,8 @@ import platform
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from execbox.api.judge0_limits import judge0_limits
 from execbox.api.judge0_model import (
-    DEFAULTS,
-    MAXIMA,
     STATUSES,
     Flavour,
     Judge0Error,
@@ -97,6 +96,8 @@ def add_info_routes(router: APIRouter, flavour: Flavour) -> None:
     async def config_info(request: Request) -> dict:
         settings = _engine(request).settings
         catalog = _engine(request).catalog
+        allowed = judge0_limits(settings)
+        defaults, maxima = allowed.defaults, allowed.maxima
         return {
             "maintenance_mode": False,
             "enable_wait_result": True,
@@ -109,26 +110,26 @@ def add_info_routes(router: APIRouter, flavour: Flavour) -> None:
             "callbacks_timeout": settings.callback_timeout_s,
             "enable_additional_files": True,
             "max_queue_size": settings.max_pending_submissions,
-            "cpu_time_limit": DEFAULTS["cpu_time_limit"],
-            "max_cpu_time_limit": MAXIMA["cpu_time_limit"],
-            "cpu_extra_time": DEFAULTS["cpu_extra_time"],
-            "max_cpu_extra_time": MAXIMA["cpu_extra_time"],
-            "wall_time_limit": DEFAULTS["wall_time_limit"],
-            "max_wall_time_limit": MAXIMA["wall_time_limit"],
+            "cpu_time_limit": defaults["cpu_time_limit"],
+            "max_cpu_time_limit": maxima["cpu_time_limit"],
+            "cpu_extra_time": defaults["cpu_extra_time"],
+            "max_cpu_extra_time": maxima["cpu_extra_time"],
+            "wall_time_limit": defaults["wall_time_limit"],
+            "max_wall_time_limit": maxima["wall_time_limit"],
             "memory_limit": settings.run_memory_mb * 1024,
-            "max_memory_limit": MAXIMA["memory_limit"],
-            "stack_limit": DEFAULTS["stack_limit"],
-            "max_stack_limit": MAXIMA["stack_limit"],
+            "max_memory_limit": maxima["memory_limit"],
+            "stack_limit": defaults["stack_limit"],
+            "max_stack_limit": maxima["stack_limit"],
             "max_processes_and_or_threads": settings.run_processes,
-            "max_max_processes_and_or_threads": MAXIMA["max_processes_and_or_threads"],
+            "max_max_processes_and_or_threads": maxima["max_processes_and_or_threads"],
             "enable_per_process_and_thread_time_limit": False,
             "allow_enable_per_process_and_thread_time_limit": False,
             "enable_per_process_and_thread_memory_limit": False,
             "allow_enable_per_process_and_thread_memory_limit": False,
-            "max_file_size": DEFAULTS["max_file_size"],
-            "max_max_file_size": MAXIMA["max_file_size"],
-            "number_of_runs": DEFAULTS["number_of_runs"],
-            "max_number_of_runs": MAXIMA["number_of_runs"],
+            "max_file_size": defaults["max_file_size"],
+            "max_max_file_size": maxima["max_file_size"],
+            "number_of_runs": defaults["number_of_runs"],
+            "max_number_of_runs": maxima["number_of_runs"],
             "redirect_stderr_to_stdout": False,
             "max_extract_size": settings.max_request_bytes // 1024,
             "enable_batched_submissions": True,

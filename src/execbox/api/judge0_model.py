@@ -13,6 +13,7 @@ from pathlib import PurePosixPath
 from pydantic import BaseModel, ConfigDict
 
 from execbox.api.archives import BadArchive, run_bounded, unzip
+from execbox.api.judge0_limits import Judge0Limits, judge0_limits
 from execbox.config import Settings
 from execbox.engine import (
     Catalog,
@@ -58,27 +59,6 @@ STATUSES = {
 }
 SIGNAL_STATUS = {"SIGSEGV": 7, "SIGXFSZ": 8, "SIGFPE": 9, "SIGABRT": 10}
 
-# Judge0's defaults and maxima (seconds, KB), as its configuration documents them.
-DEFAULTS = {
-    "cpu_time_limit": 5.0,
-    "cpu_extra_time": 1.0,
-    "wall_time_limit": 10.0,
-    "memory_limit": 128000,
-    "stack_limit": 64000,
-    "max_processes_and_or_threads": 60,
-    "max_file_size": 1024,
-    "number_of_runs": 1,
-}
-MAXIMA = {
-    "cpu_time_limit": 15.0,
-    "cpu_extra_time": 5.0,
-    "wall_time_limit": 20.0,
-    "memory_limit": 512000,
-    "stack_limit": 128000,
-    "max_processes_and_or_threads": 120,
-    "max_file_size": 4096,
-    "number_of_runs": 20,
-}
 DEFAULT_FIELDS = (
     "token",
     "time",
@@ -156,13 +136,14 @@ def _decode(value: str | None, base64_encoded: bool, field: str) -> bytes | None
         raise Judge0Error("is not valid base64", field=field) from None
 
 
-def _setting(body: SubmissionBody, name: str) -> float:
+def _setting(body: SubmissionBody, name: str, limits: Judge0Limits) -> float:
     value = getattr(body, name)
     if value is None:
-        return DEFAULTS[name]
-    if not 0 <= value <= MAXIMA[name] or (name == "number_of_runs" and value < 1):
+        return limits.defaults[name]
+    highest = limits.maxima[name]
+    if not 0 <= value <= highest or (name == "number_of_runs" and value < 1):
         low = 1 if name == "number_of_runs" else 0
-        raise Judge0Error(f"must be between {low} and {MAXIMA[name]}", field=name)
+        raise Judge0Error(f"must be between {low} and {highest:g}", field=name)
     return value
 
 
@@ -245,22 +226,23 @@ def to_execution(
         if getattr(body, flag):
             raise Judge0Error("is not allowed: limits apply to all processes together", field=flag)
     settings = engine.settings
+    allowed = judge0_limits(settings)
     source = _decode(body.source_code, base64_encoded, "source_code") or b""
     stdin = _decode(body.stdin, base64_encoded, "stdin") or b""
     expected = _decode(body.expected_output, base64_encoded, "expected_output")
-    cpu = _setting(body, "cpu_time_limit")
-    extra = _setting(body, "cpu_extra_time")
-    wall = _setting(body, "wall_time_limit")
+    cpu = _setting(body, "cpu_time_limit", allowed)
+    extra = _setting(body, "cpu_extra_time", allowed)
+    wall = _setting(body, "wall_time_limit", allowed)
     memory_kb = body.memory_limit
     if memory_kb is not None:
-        memory_kb = _setting(body, "memory_limit")
+        memory_kb = _setting(body, "memory_limit", allowed)
     if body.stack_limit is not None:
-        _setting(body, "stack_limit")
+        _setting(body, "stack_limit", allowed)
     processes = body.max_processes_and_or_threads
     if processes is not None:
-        processes = int(_setting(body, "max_processes_and_or_threads"))
-    file_kb = int(_setting(body, "max_file_size"))
-    runs = int(_setting(body, "number_of_runs"))
+        processes = int(_setting(body, "max_processes_and_or_threads", allowed))
+    file_kb = int(_setting(body, "max_file_size", allowed))
+    runs = int(_setting(body, "number_of_runs", allowed))
     # A NUL would end an argument where the kernel reads it: one word would become several.
     for name in ("command_line_arguments", "compiler_options"):
         if "\x00" in (getattr(body, name) or ""):
@@ -316,7 +298,7 @@ def to_execution(
         "memory_limit": memory_kb if memory_kb is not None else settings.run_memory_mb * 1024,
         "stack_limit": body.stack_limit
         if body.stack_limit is not None
-        else DEFAULTS["stack_limit"],
+        else allowed.defaults["stack_limit"],
         "max_processes_and_or_threads": processes
         if processes is not None
         else settings.run_processes,
