@@ -9,7 +9,26 @@ import os
 import sys
 from pathlib import Path, PurePosixPath
 
+from pydantic import ValidationError
+
 from execbox.config import Settings
+
+
+class BadSettings(Exception):
+    """The environment (or the command line) sets something execbox cannot use."""
+
+
+def describe_bad_settings(err: ValidationError) -> str:
+    """One line per problem, named by the environment variable an operator sets."""
+    lines = []
+    for problem in err.errors():
+        message = problem["msg"].removeprefix("Value error, ")
+        if problem["loc"]:
+            name = "EXECBOX_" + str(problem["loc"][0]).upper()
+            lines.append(f"  - {name}: {message} (got {problem['input']!r})")
+        else:
+            lines.extend(f"  - {part}" for part in message.splitlines())
+    return "\n".join(lines)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -23,7 +42,10 @@ def _settings(args: argparse.Namespace) -> Settings:
         )
         if value is not None
     }
-    return Settings(**overrides)
+    try:
+        return Settings(**overrides)
+    except ValidationError as err:
+        raise BadSettings(describe_bad_settings(err)) from None
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -179,4 +201,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     if os.environ.get("EXECBOX_DEBUG"):
         logging.basicConfig(level=logging.DEBUG)
-    sys.exit(args.func(args))
+    try:
+        sys.exit(args.func(args))
+    except BadSettings as err:
+        print(f"execbox cannot start: bad settings:\n{err}", file=sys.stderr)
+        sys.exit(2)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -44,10 +44,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EXECBOX_", extra="ignore")
 
     host: str = "127.0.0.1"
-    port: int = 8081
+    port: int = Field(8081, ge=0, le=65535)
     backend: Literal["native", "docker"] = "native"
     languages_file: str = ""  # the language data (TOML); empty: the packaged languages.toml
-    log_level: str = "info"
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
 
     # Where per-run work directories and per-server state live (root-owned). Executables
     # the server makes (its sandbox helper) go on a tmpfs of its own below it, so a noexec
@@ -59,11 +59,11 @@ class Settings(BaseSettings):
     cgroup: str = ""
     cgroup_version: Literal["auto", "1", "2"] = "auto"
     # First host uid of the unprivileged uids that sandboxes run as (one per concurrent stage).
-    sandbox_uid_base: int = 61000
+    sandbox_uid_base: int = Field(61000, ge=1000, le=2**31)
     # CPU cores one stage may use at once (cgroup CPU quota); 0 = no quota.
-    cpus_per_stage: float = 1.0
+    cpus_per_stage: float = Field(1.0, ge=0)
     # Sandboxes kept started and waiting, per toolchain, each for one program; 0 = none.
-    warm_pool: int = 2
+    warm_pool: int = Field(2, ge=0)
 
     # Docker backend: the default image of every language, and per-language overrides
     # ("python=python:3.12-slim,go=golang:1.22"); the engine is found as the Docker CLI does
@@ -94,50 +94,50 @@ class Settings(BaseSettings):
     max_file_size_mb: int = 512
 
     # Compiled artifacts (and compile errors) kept for identical sources; 0 disables the cache.
-    compile_cache_mb: int = 256
+    compile_cache_mb: int = Field(256, ge=0)
 
-    max_request_bytes: int = 10 * 1024 * 1024
+    max_request_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     # A request body must arrive whole within this (else 408): a stalled client holds nothing.
-    body_timeout_s: float = 30.0
+    body_timeout_s: float = Field(30.0, gt=0)
     # Submissions in one batch: execbox's own (v1), and Judge0's (its MAX_SUBMISSION_BATCH_SIZE).
-    max_batch_submissions: int = 100
-    judge0_max_batch: int = 20
+    max_batch_submissions: int = Field(100, ge=1)
+    judge0_max_batch: int = Field(20, ge=1)
     # Judge0's time limits, changed as judge0.conf would (api/judge0_limits.py): comma-separated
     # name=seconds by their /config_info names, e.g. "cpu_time_limit=2,max_wall_time_limit=30".
     judge0_limits: str = ""
-    max_files: int = 64
+    max_files: int = Field(64, ge=1)
     # Test cases one execution may carry (each is one run of the compiled program).
-    max_cases: int = 64
+    max_cases: int = Field(64, ge=1)
 
     # Admission: executions running at once, and how many requests may wait and for how long.
-    max_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1)
-    queue_size: int = 256
-    queue_timeout_s: float = 30.0
+    max_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    queue_size: int = Field(256, ge=0)
+    queue_timeout_s: float = Field(30.0, gt=0)
     # Memory limits of running executions may add up to this much (MiB); 0 = half the host's.
-    memory_budget_mb: int = 0
+    memory_budget_mb: int = Field(0, ge=0)
     # The share of the queue one caller (API key, or client address) may hold.
-    caller_queue_share: float = 0.5
+    caller_queue_share: float = Field(0.5, gt=0, le=1)
     # Comma-separated API keys (header X-API-Key); empty = the service is open.
     api_keys: str = ""
     # On SIGTERM: how long running and queued work may take to finish before it is killed.
-    shutdown_grace_s: float = 30.0
+    shutdown_grace_s: float = Field(30.0, ge=0)
 
     # Asynchronous submissions: the embedded store (SQLite file), how long finished ones are
     # kept, and how many may wait at once (more get 429).
     submissions_db: str = "/var/lib/execbox/submissions.sqlite3"
-    submission_ttl_s: float = 24 * 3600.0
-    max_pending_submissions: int = 10_000
+    submission_ttl_s: float = Field(24 * 3600.0, gt=0)
+    max_pending_submissions: int = Field(10_000, ge=1)
     # Output one execution keeps, over all its stages and test cases (the engine caps each
     # stage at what is left; a stored submission result is bound by it too).
-    max_result_bytes: int = 16 * 1024 * 1024
+    max_result_bytes: int = Field(16 * 1024 * 1024, ge=0)
     # Output files (a request's ``outputs``) one execution gives back at most, over all its
     # runs; a request may ask for less. Past them the answer says which bound cut it.
-    outputs_max_files: int = 64
-    outputs_max_bytes: int = 10 * 1024 * 1024
+    outputs_max_files: int = Field(64, ge=0)
+    outputs_max_bytes: int = Field(10 * 1024 * 1024, ge=0)
     # Callbacks: also to loopback/private/link-local addresses (off: only public ones).
     callback_allow_private: bool = False
-    callback_timeout_s: float = 5.0
-    callback_max_tries: int = 3
+    callback_timeout_s: float = Field(5.0, gt=0)
+    callback_max_tries: int = Field(3, ge=1)
     # Cluster mode (README, "Cluster mode"): a postgresql:// URL puts submissions in that
     # database, shared by every node; empty: the embedded SQLite store and in-process queue.
     database_url: str = ""
@@ -147,12 +147,40 @@ class Settings(BaseSettings):
     role: Literal["all", "api", "worker"] = "all"
     # How often a worker tells the database it is alive, and after how long without word a
     # job it holds is run again by another worker (False: never; only for testing recovery).
-    cluster_heartbeat_s: float = 2.0
-    cluster_stalled_after_s: float = 10.0
+    cluster_heartbeat_s: float = Field(2.0, gt=0)
+    cluster_stalled_after_s: float = Field(10.0, gt=0)
     cluster_stalled_retry: bool = True
     # Origins (comma-separated, e.g. https://docs.example.org) whose pages may call the API
     # routes the embeddable snippets use (playground.CORS_PATHS); empty = same-origin only.
     cors_origins: str = ""
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_case_level(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _limits_make_sense(self) -> Settings:
+        """Every stage limit at least its minimum (a negative CPU time would run unlimited or
+        not at all), and the maxima at least the defaults a request gets without asking."""
+        problems = []
+        for prefix in ("run_", "compile_", "max_"):
+            for name in Limits.names():
+                value, low = getattr(self, prefix + name), getattr(LIMIT_MINIMUMS, name)
+                if value < low:
+                    problems.append(
+                        f"EXECBOX_{(prefix + name).upper()}: must be at least {low} (got {value})"
+                    )
+        for name in Limits.names():
+            default, maximum = getattr(self, "run_" + name), getattr(self, "max_" + name)
+            if default > maximum:
+                problems.append(
+                    f"EXECBOX_RUN_{name.upper()}: the default a request gets ({default}) is "
+                    f"above EXECBOX_MAX_{name.upper()} ({maximum})"
+                )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
 
     def docker_image_overrides(self) -> dict[str, str]:
         pairs = (item.split("=", 1) for item in self.docker_images.split(",") if "=" in item)
