@@ -10,8 +10,7 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from execbox.cli import describe_bad_settings
-from execbox.config import Settings
+from execbox.config import Settings, describe_bad_settings
 
 
 def serve_with(**env: str) -> subprocess.CompletedProcess:
@@ -36,10 +35,13 @@ def serve_with(**env: str) -> subprocess.CompletedProcess:
         ({"EXECBOX_RUN_CPU_TIME_MS": "-5"}, "EXECBOX_RUN_CPU_TIME_MS: must be at least 1 (got -5)"),
         ({"EXECBOX_MAX_CONCURRENCY": "0"}, "EXECBOX_MAX_CONCURRENCY: Input should be greater"),
         ({"EXECBOX_SANDBOX_UID_BASE": "0"}, "EXECBOX_SANDBOX_UID_BASE: Input should be greater"),
+        ({"EXECBOX_HOST": ""}, "EXECBOX_HOST: empty (that would listen on every interface)"),
+        ({"EXECBOX_API_KEYS": " , "}, "EXECBOX_API_KEYS: set, but holds no key"),
+        ({"EXECBOX_BODY_TIMEOUT_S": "inf"}, "EXECBOX_BODY_TIMEOUT_S: Input should be a finite"),
+        ({"EXECBOX_CPUS_PER_STAGE": "0.001"}, "EXECBOX_CPUS_PER_STAGE: must be 0 (no quota) or"),
         (
-            {"EXECBOX_RUN_MEMORY_MB": "4096"},
-            "EXECBOX_RUN_MEMORY_MB: the default a request gets (4096) is above "
-            "EXECBOX_MAX_MEMORY_MB (2048)",
+            {"EXECBOX_CLUSTER_HEARTBEAT_S": "30"},
+            "EXECBOX_CLUSTER_STALLED_AFTER_S: must be at least twice EXECBOX_CLUSTER_HEARTBEAT_S",
         ),
     ],
 )
@@ -55,7 +57,7 @@ def test_field_errors_are_named_before_the_limits_are_checked() -> None:
     with pytest.raises(ValidationError) as caught:
         Settings(run_cpu_time_ms=0, compile_memory_mb=1, queue_timeout_s=0)
     lines = describe_bad_settings(caught.value).splitlines()
-    assert "  - EXECBOX_QUEUE_TIMEOUT_S: Input should be greater than 0 (got 0)" in lines
+    assert "  - EXECBOX_QUEUE_TIMEOUT_S: Input should be greater than 0 (got '0')" in lines
     assert len(lines) == 1  # field errors come first; the limits are checked on valid fields
 
 
@@ -68,8 +70,33 @@ def test_limits_are_checked_together() -> None:
     ]
 
 
-def test_log_level_is_read_in_any_case() -> None:
+def test_log_level_is_read_in_any_case_and_trace_logs() -> None:
     assert Settings(log_level="WARNING").log_level == "warning"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from execbox.server import log_to_stderr\n"
+            "from execbox.config import Settings\n"
+            "log_to_stderr(Settings(log_level='TRACE'))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_run_default_above_a_lowered_maximum_is_cut_to_it() -> None:
+    # An operator lowering MAX_MEMORY_MB alone keeps a working server.
+    settings = Settings(max_memory_mb=128)
+    assert settings.run_limits().memory_mb == 256 and settings.max_limits().memory_mb == 128
+
+
+def test_a_long_value_is_shown_cut_short() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(port="9" * 10_000)
+    assert len(describe_bad_settings(caught.value)) < 200
 
 
 def test_the_defaults_and_a_slow_hosts_limits_are_valid() -> None:

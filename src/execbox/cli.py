@@ -9,26 +9,7 @@ import os
 import sys
 from pathlib import Path, PurePosixPath
 
-from pydantic import ValidationError
-
-from execbox.config import Settings
-
-
-class BadSettings(Exception):
-    """The environment (or the command line) sets something execbox cannot use."""
-
-
-def describe_bad_settings(err: ValidationError) -> str:
-    """One line per problem, named by the environment variable an operator sets."""
-    lines = []
-    for problem in err.errors():
-        message = problem["msg"].removeprefix("Value error, ")
-        if problem["loc"]:
-            name = "EXECBOX_" + str(problem["loc"][0]).upper()
-            lines.append(f"  - {name}: {message} (got {problem['input']!r})")
-        else:
-            lines.extend(f"  - {part}" for part in message.splitlines())
-    return "\n".join(lines)
+from execbox.config import BadSettings, Settings, load_settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -42,10 +23,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         )
         if value is not None
     }
-    try:
-        return Settings(**overrides)
-    except ValidationError as err:
-        raise BadSettings(describe_bad_settings(err)) from None
+    return load_settings(**overrides)
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -41,7 +41,8 @@ LIMIT_MINIMUMS = Limits(
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="EXECBOX_", extra="ignore")
+    # An infinite time would undo every "nothing waits forever" bound below.
+    model_config = SettingsConfigDict(env_prefix="EXECBOX_", extra="ignore", allow_inf_nan=False)
 
     host: str = "127.0.0.1"
     port: int = Field(8081, ge=0, le=65535)
@@ -61,7 +62,7 @@ class Settings(BaseSettings):
     # First host uid of the unprivileged uids that sandboxes run as (one per concurrent stage).
     sandbox_uid_base: int = Field(61000, ge=1000, le=2**31)
     # CPU cores one stage may use at once (cgroup CPU quota); 0 = no quota.
-    cpus_per_stage: float = Field(1.0, ge=0)
+    cpus_per_stage: float = Field(1.0, ge=0, le=1024)
     # Sandboxes kept started and waiting, per toolchain, each for one program; 0 = none.
     warm_pool: int = Field(2, ge=0)
 
@@ -129,7 +130,7 @@ class Settings(BaseSettings):
     max_pending_submissions: int = Field(10_000, ge=1)
     # Output one execution keeps, over all its stages and test cases (the engine caps each
     # stage at what is left; a stored submission result is bound by it too).
-    max_result_bytes: int = Field(16 * 1024 * 1024, ge=0)
+    max_result_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     # Output files (a request's ``outputs``) one execution gives back at most, over all its
     # runs; a request may ask for less. Past them the answer says which bound cut it.
     outputs_max_files: int = Field(64, ge=0)
@@ -160,9 +161,9 @@ class Settings(BaseSettings):
         return value.lower() if isinstance(value, str) else value
 
     @model_validator(mode="after")
-    def _limits_make_sense(self) -> Settings:
-        """Every stage limit at least its minimum (a negative CPU time would run unlimited or
-        not at all), and the maxima at least the defaults a request gets without asking."""
+    def _values_make_sense(self) -> Settings:
+        """What one field's bounds cannot say. A run default above its maximum is allowed: it
+        is cut to the maximum (an operator lowering MAX_ alone keeps a working server)."""
         problems = []
         for prefix in ("run_", "compile_", "max_"):
             for name in Limits.names():
@@ -171,13 +172,23 @@ class Settings(BaseSettings):
                     problems.append(
                         f"EXECBOX_{(prefix + name).upper()}: must be at least {low} (got {value})"
                     )
-        for name in Limits.names():
-            default, maximum = getattr(self, "run_" + name), getattr(self, "max_" + name)
-            if default > maximum:
-                problems.append(
-                    f"EXECBOX_RUN_{name.upper()}: the default a request gets ({default}) is "
-                    f"above EXECBOX_MAX_{name.upper()} ({maximum})"
-                )
+        if self.cpus_per_stage and self.cpus_per_stage < 0.01:
+            # The kernel's smallest CPU quota is 1 ms a 100 ms period; Docker's is 0.01 CPUs.
+            problems.append(
+                f"EXECBOX_CPUS_PER_STAGE: must be 0 (no quota) or at least 0.01 "
+                f"(got {self.cpus_per_stage})"
+            )
+        if self.cluster_stalled_after_s < 2 * self.cluster_heartbeat_s:
+            # A live worker between two heartbeats would look stalled: its jobs would run twice.
+            problems.append(
+                f"EXECBOX_CLUSTER_STALLED_AFTER_S: must be at least twice "
+                f"EXECBOX_CLUSTER_HEARTBEAT_S ({self.cluster_heartbeat_s:g}), "
+                f"got {self.cluster_stalled_after_s:g}"
+            )
+        if not self.host.strip():
+            problems.append("EXECBOX_HOST: empty (that would listen on every interface)")
+        if self.api_keys.strip() and not self.api_key_set():
+            problems.append("EXECBOX_API_KEYS: set, but holds no key (that would leave it open)")
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -207,6 +218,32 @@ class Settings(BaseSettings):
         return Limits(**{name: getattr(self, prefix + name) for name in Limits.names()})
 
 
+class BadSettings(Exception):
+    """The environment (or the command line) sets something execbox cannot use; the message
+    has a line per problem, named by the variable an operator sets."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)
+    except ValidationError as err:
+        raise BadSettings(describe_bad_settings(err)) from None
+
+
+def describe_bad_settings(err: ValidationError) -> str:
+    lines = []
+    for problem in err.errors():
+        message = problem["msg"].removeprefix("Value error, ")
+        if problem["loc"]:
+            name = "EXECBOX_" + str(problem["loc"][0]).upper()
+            given = str(problem["input"])
+            shown = given if len(given) <= 80 else given[:80] + "..."
+            lines.append(f"  - {name}: {message} (got {shown!r})")
+        else:
+            lines.extend(f"  - {part}" for part in message.splitlines())
+    return "\n".join(lines)
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings()

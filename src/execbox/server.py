@@ -8,6 +8,7 @@ import sys
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.config import TRACE_LOG_LEVEL
 
 from execbox.api import create_app
 from execbox.api.judge0_limits import judge0_limits
@@ -62,6 +63,8 @@ def check_host(settings: Settings) -> None:
 
 
 def log_to_stderr(settings: Settings) -> None:
+    # uvicorn's "trace" level is known to logging only once uvicorn configures it.
+    logging.addLevelName(TRACE_LOG_LEVEL, "TRACE")
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )

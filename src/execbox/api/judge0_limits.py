@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
-from execbox.config import Settings
+from execbox.config import Limits, Settings
 
 # Seconds and KB, as Judge0's configuration documents them.
 DEFAULTS: Mapping[str, float] = {
@@ -42,9 +42,28 @@ class Judge0Limits:
 
 
 def judge0_limits(settings: Settings) -> Judge0Limits:
-    """Judge0's defaults and maxima with the operator's changes; a ValueError says what is
-    wrong with them (the server checks them at start)."""
-    return _parse(settings.judge0_limits)
+    """Judge0's defaults and maxima with the operator's changes, within the server's own
+    maxima; a ValueError says what is wrong with the changes (the server checks at start)."""
+    return _within(_parse(settings.judge0_limits), settings.max_limits())
+
+
+def _within(limits: Judge0Limits, server: Limits) -> Judge0Limits:
+    """On a server whose MAX_ settings are below Judge0's numbers, a submission that asks for
+    nothing still runs (its defaults shrink), and one that asks too much is told Judge0's way
+    (a 422 naming the real maximum)."""
+    cpu_s = server.cpu_time_ms / 1000
+    caps = {
+        "cpu_time_limit": cpu_s,
+        "wall_time_limit": server.wall_time_ms / 1000,
+        "memory_limit": server.memory_mb * 1024,
+        "max_processes_and_or_threads": server.processes,
+        "max_file_size": min(server.output_bytes // 1024, server.file_size_mb * 1024),
+    }
+    maxima = {name: min(value, caps.get(name, value)) for name, value in limits.maxima.items()}
+    defaults = {name: min(value, maxima[name]) for name, value in limits.defaults.items()}
+    # cpu_time_limit and cpu_extra_time make one CPU limit together.
+    defaults["cpu_extra_time"] = min(defaults["cpu_extra_time"], cpu_s - defaults["cpu_time_limit"])
+    return Judge0Limits(defaults, maxima)
 
 
 @lru_cache(maxsize=8)
