@@ -35,6 +35,10 @@ def serve_with(**env: str) -> subprocess.CompletedProcess:
         ({"EXECBOX_RUN_CPU_TIME_MS": "-5"}, "EXECBOX_RUN_CPU_TIME_MS: must be at least 1 (got -5)"),
         ({"EXECBOX_MAX_CONCURRENCY": "0"}, "EXECBOX_MAX_CONCURRENCY: Input should be greater"),
         ({"EXECBOX_SANDBOX_UID_BASE": "0"}, "EXECBOX_SANDBOX_UID_BASE: Input should be greater"),
+        ({"EXECBOX_STATE_DIR": "run/execbox"}, "EXECBOX_STATE_DIR: must be an absolute path"),
+        ({"EXECBOX_DOCKER_IMAGES": "python:3.12"}, "'python:3.12' is not language=image"),
+        ({"EXECBOX_CORS_ORIGINS": "docs.example.org"}, "'docs.example.org' is not an origin"),
+        ({"EXECBOX_DATABASE_URL": "mysql://db/x"}, "EXECBOX_DATABASE_URL: must be a PostgreSQL"),
         ({"EXECBOX_HOST": ""}, "EXECBOX_HOST: empty (that would listen on every interface)"),
         ({"EXECBOX_API_KEYS": " , "}, "EXECBOX_API_KEYS: set, but holds no key"),
         ({"EXECBOX_BODY_TIMEOUT_S": "inf"}, "EXECBOX_BODY_TIMEOUT_S: Input should be a finite"),
@@ -91,6 +95,15 @@ def test_a_run_default_above_a_lowered_maximum_is_cut_to_it() -> None:
     # An operator lowering MAX_MEMORY_MB alone keeps a working server.
     settings = Settings(max_memory_mb=128)
     assert settings.run_limits().memory_mb == 256 and settings.max_limits().memory_mb == 128
+
+
+def test_the_forms_operators_write_are_accepted() -> None:
+    Settings(
+        cors_origins="https://docs.example.org, http://127.0.0.1:8000/",
+        docker_images="python=python:3.12-slim, go=golang:1.22",
+        database_url="host=db dbname=execbox user=execbox",
+    )
+    Settings(cors_origins="*", database_url="postgres://execbox@db/execbox")
 
 
 def test_a_long_value_is_shown_cut_short() -> None:

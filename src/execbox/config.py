@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -189,9 +190,36 @@ class Settings(BaseSettings):
             problems.append("EXECBOX_HOST: empty (that would listen on every interface)")
         if self.api_keys.strip() and not self.api_key_set():
             problems.append("EXECBOX_API_KEYS: set, but holds no key (that would leave it open)")
+        problems += self._text_problems()
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    def _text_problems(self) -> list[str]:
+        """Settings written as text that would otherwise be misread without a word."""
+        problems = []
+        if not self.state_dir.startswith("/"):
+            problems.append(f"EXECBOX_STATE_DIR: must be an absolute path (got {self.state_dir!r})")
+        for item in (i.strip() for i in self.docker_images.split(",") if i.strip()):
+            name, _, image = (part.strip() for part in item.partition("="))
+            if not name or not image:
+                problems.append(
+                    f"EXECBOX_DOCKER_IMAGES: {item!r} is not language=image "
+                    '(e.g. "python=python:3.12-slim,go=golang:1.22")'
+                )
+        for origin in (o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()):
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s*]+", origin):
+                problems.append(
+                    f"EXECBOX_CORS_ORIGINS: {origin!r} is not an origin such as "
+                    "https://docs.example.org (scheme and host, no path or wildcard)"
+                )
+        url = self.database_url.strip()
+        scheme = url.partition("://")[0] if "://" in url else ""
+        if url and scheme not in ("postgres", "postgresql") and (scheme or "=" not in url):
+            problems.append(
+                "EXECBOX_DATABASE_URL: must be a PostgreSQL URL, postgresql://user:password@host/db"
+            )
+        return problems
 
     def docker_image_overrides(self) -> dict[str, str]:
         pairs = (item.split("=", 1) for item in self.docker_images.split(",") if "=" in item)
