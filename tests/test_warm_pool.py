@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-from conftest import Server
+from conftest import Server, slow
 
 from execbox.sandbox.native import helper
 from execbox.sandbox.warm_pool import WarmPool
@@ -214,3 +214,72 @@ async def test_expectations_are_ignored_without_a_pool_and_failures_do_not_loop(
     assert failing.count == 2  # one round to the pool's size, then no retry loop
     assert await pool.take("bash") is None
     await pool.close()
+
+
+class Disposed:
+    def __init__(self) -> None:
+        self.sandboxes: list[object] = []
+
+    async def __call__(self, sandbox: object) -> None:
+        self.sandboxes.append(sandbox)
+
+
+@synchronously
+async def test_after_a_surge_a_profile_keeps_only_what_it_wants():
+    starts, disposed = Starts(), Disposed()
+    pool: WarmPool[str, object] = WarmPool(1, starts, disposed, most=4)
+    expectations = [pool.expect("bash") for _ in range(4)]
+    await settle()
+    assert starts.count == 4
+    for expectation in expectations:  # the requests ended before they ran
+        expectation.withdraw()
+    await settle()
+    assert len(disposed.sandboxes) == 3  # back to the pool's size: one waits
+    assert await pool.take("bash") is not None
+    await pool.close()
+
+
+@synchronously
+async def test_idle_sandboxes_of_every_profile_together_stay_bounded():
+    starts, disposed = Starts(), Disposed()
+    pool: WarmPool[str, object] = WarmPool(2, starts, disposed, most_idle=4)
+    for profile in ("a", "b", "c"):
+        pool.refill_soon(profile)
+        await settle()
+    assert starts.count == 6 and len(disposed.sandboxes) == 2  # a's went: least recently used
+    assert await pool.take("a") is None
+    assert await pool.take("c") is not None
+    assert pool.evict_idle()  # b's, used before c
+    await settle()
+    assert await pool.take("b") is not None  # its other one
+    assert await pool.take("b") is None
+    await pool.close()
+
+
+@synchronously
+async def test_nothing_to_evict_is_said():
+    pool: WarmPool[str, object] = WarmPool(2, Starts(), nothing, most_idle=4)
+    assert not pool.evict_idle()
+    await pool.close()
+
+
+def test_a_large_warm_pool_never_takes_every_sandbox_uid():
+    # Waiting boxes hold uids of the server's range: a pool this size for each language would
+    # hold them all, and the next program would wait for a uid for ever (a server that hangs).
+    server = Server(env={"EXECBOX_WARM_POOL": "120"}).start()
+    try:
+        with httpx.Client(timeout=slow(120)) as client:
+            for language, code in [
+                ("bash", "echo 1"),
+                ("python", "print(2)"),
+                ("javascript", "console.log(3)"),
+                ("bash", "echo 4"),
+                ("python", "print(5)"),
+            ]:
+                body = client.post(
+                    server.url + "/api/v1/execute", json={"language": language, "code": code}
+                ).json()
+                assert body["status"] == "ok", body
+        assert len(settled_boxes(server.process.pid)) <= 128 * 2  # bwrap and its stub each
+    finally:
+        server.stop()

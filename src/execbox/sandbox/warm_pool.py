@@ -6,12 +6,18 @@ wait for a slot (``expect``): their sandboxes start during the wait instead of i
 where a start would hold up the programs queued behind it. Missing sandboxes start side by
 side in the background: most of a start is waiting (for bwrap or the Docker engine), not
 computing.
+
+Waiting sandboxes hold resources (a native one a uid of the server's small range, a cgroup
+and a few processes), so they are bounded: past a surge a profile keeps only what it wants
+now, and all profiles together keep at most ``most_idle``, the least recently used profile's
+going first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
@@ -53,15 +59,18 @@ class WarmPool(Generic[P, S]):
         dispose: Callable[[S], Awaitable[None]],
         alive: Callable[[S], bool] = lambda _: True,
         most: int = 0,  # at most this many waiting or starting per profile (0: size)
+        most_idle: int = 0,  # at most this many waiting over all profiles (0: no bound)
     ) -> None:
         self.size = size
         self.most = max(size, most)
+        self.most_idle = most_idle
         self._start = start
         self._dispose = dispose
         self._alive = alive
         self._waiting: dict[P, list[S]] = {}
         self._starting: dict[P, int] = {}
         self._expected: dict[P, list[Expectation]] = {}
+        self._recent: OrderedDict[P, None] = OrderedDict()  # least recently used first
         self._tasks = BackgroundTasks()
         self._closing = False
 
@@ -70,25 +79,31 @@ class WarmPool(Generic[P, S]):
         if self.size <= 0 or self._closing:
             return Expectation.none()
         expectation = Expectation(self, profile)
+        self._used(profile)
         self._expected.setdefault(profile, []).append(expectation)
         self._top_up(profile)
         return expectation
 
     async def take(self, profile: P) -> S | None:
         """A waiting sandbox of this profile, or None (then start one on the spot)."""
+        self._used(profile)
+        taken = None
+        sandboxes = self._waiting.get(profile, [])
+        while sandboxes and taken is None:
+            sandbox = sandboxes.pop()
+            if self._alive(sandbox):
+                taken = sandbox
+            else:
+                await self._dispose(sandbox)
+        # Settled after the taking: settling trims the waiting ones to what is still wanted.
         expected = self._expected.get(profile)
         if expected:
             self._settle(expected[0])
-        sandboxes = self._waiting.get(profile, [])
-        while sandboxes:
-            sandbox = sandboxes.pop()
-            if self._alive(sandbox):
-                return sandbox
-            await self._dispose(sandbox)
-        return None
+        return taken
 
     def refill_soon(self, profile: P) -> None:
         """Bring the profile's waiting sandboxes back to the pool's size (after a take)."""
+        self._used(profile)
         self._top_up(profile)
 
     def _settle(self, expectation: Expectation) -> None:
@@ -98,6 +113,7 @@ class WarmPool(Generic[P, S]):
             expected.remove(expectation)
         if not expected:
             self._expected.pop(expectation.profile, None)
+        self._trim(expectation.profile)
 
     def _target(self, profile: P) -> int:
         return min(self.most, max(self.size, len(self._expected.get(profile, ()))))
@@ -125,6 +141,28 @@ class WarmPool(Generic[P, S]):
             await self._dispose(sandbox)
         else:
             self._waiting.setdefault(profile, []).append(sandbox)
+            self._trim(profile)
+
+    def evict_idle(self) -> bool:
+        """Dispose of one waiting sandbox, of the least recently used profile that has one
+        (its resources are wanted for a stage that must start now); False if none waits."""
+        for sandboxes in (self._waiting.get(profile) for profile in self._recent):
+            if sandboxes:
+                self._tasks.spawn(self._dispose(sandboxes.pop(0)))
+                return True
+        return False
+
+    def _used(self, profile: P) -> None:
+        self._recent[profile] = None
+        self._recent.move_to_end(profile)
+
+    def _trim(self, profile: P) -> None:
+        waiting = self._waiting.get(profile, [])
+        for _ in range(len(waiting) - self._target(profile)):
+            self._tasks.spawn(self._dispose(waiting.pop(0)))
+        if self.most_idle > 0:
+            while sum(map(len, self._waiting.values())) > self.most_idle and self.evict_idle():
+                pass
 
     async def close(self) -> None:
         """Stop refilling and dispose of every waiting sandbox."""

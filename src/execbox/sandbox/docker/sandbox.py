@@ -38,6 +38,8 @@ THREADS = 64
 # Each container runs as its own host uid, from SANDBOX_UID_BASE + 500 on (the native
 # backend's pool starts at the base).
 UID_OFFSET, UID_COUNT = 500, 500
+# An idle container holds memory and processes on the engine's host (and one of the uids).
+MOST_IDLE_CONTAINERS = 64
 DISCOVER_TIMEOUT_S = 120  # a helper container that answers discover commands lives this long
 
 
@@ -61,6 +63,7 @@ class DockerSandbox:
             self._start_container,
             self._remove_soon,
             most=settings.warm_pool + settings.max_concurrency,
+            most_idle=MOST_IDLE_CONTAINERS,
         )
         self._helpers: dict[str, str] = {}
         self._background = BackgroundTasks()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 import shutil
@@ -27,6 +26,7 @@ from execbox.sandbox.native.box import Box, Profile, box_pids
 from execbox.sandbox.native.launch import BoxStartError, start_box
 from execbox.sandbox.native.outputs import collect_outputs
 from execbox.sandbox.native.supervise import run_in_box
+from execbox.sandbox.native.uids import MOST_IDLE_BOXES, UidPool, UidRangesTaken
 from execbox.sandbox.policy import WORKDIR
 from execbox.sandbox.servers import server_alive, server_name
 from execbox.sandbox.warm_pool import Expectation, WarmPool
@@ -35,12 +35,6 @@ log = logging.getLogger("execbox.sandbox")
 
 # A box waits in its cgroup with at least this much memory: bwrap sets it up in there.
 MIN_START_MEMORY = 64 * 1024 * 1024
-UID_POOL_SIZE = 256
-# Servers on one host take disjoint uid ranges (SANDBOX_UID_BASE + 1000 k; the Docker backend
-# uses +500..+999 of its base), each held by a lock that dies with its server.
-UID_LOCK_DIR = Path("/run/lock/execbox")
-UID_RANGE_STEP = 1000
-UID_RANGES = 16
 # Host directories a toolchain mount may never be (a directory below one may: /etc/mono):
 # a discovery command that printed one would hand the sandbox the host's secrets or devices.
 REFUSED_MOUNTS = frozenset(["/", "/etc", "/root", "/var", "/proc", "/sys", "/dev", "/run", "/home"])
@@ -48,26 +42,6 @@ REFUSED_MOUNTS = frozenset(["/", "/etc", "/root", "/var", "/proc", "/sys", "/dev
 
 class SandboxUnavailable(Exception):
     """The host cannot run the native sandbox (no bwrap, not root, no cgroups)."""
-
-
-def claim_uid_range(first: int) -> tuple[int, int]:
-    """The first uid range no other server on this host holds, and the lock that holds it:
-    two servers handing out the same uid would let one's program signal the other's."""
-    UID_LOCK_DIR.mkdir(parents=True, exist_ok=True)
-    for k in range(UID_RANGES):
-        base = first + k * UID_RANGE_STEP
-        lock = UID_LOCK_DIR / f"uids-{base}.lock"
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        return fd, base
-    raise SandboxUnavailable(
-        f"every sandbox uid range from {first} is held by another execbox server on this host "
-        f"(at most {UID_RANGES}); set EXECBOX_SANDBOX_UID_BASE to another range"
-    )
 
 
 def _remove_server_dir(directory: Path) -> None:
@@ -91,7 +65,7 @@ class NativeSandbox:
         self.state = Path(settings.state_dir)
         self.work_root = self.state / self.server / "work"
         self.maximum = settings.max_limits()
-        self._uids: asyncio.Queue[int] = asyncio.Queue()
+        self._uids = UidPool()
         self._base_args: list[str] = []
         self._seccomp = b""
         self._cgroups: cgroups.CgroupDriver | None = None
@@ -105,6 +79,7 @@ class NativeSandbox:
             self._dispose_soon,
             lambda box: box.alive,
             most=settings.warm_pool + 2 * settings.max_concurrency,
+            most_idle=MOST_IDLE_BOXES,
         )
         self._live: set[Box] = set()
         self._start_limits: dict[Profile, tuple[int, int]] = {}
@@ -153,9 +128,10 @@ class NativeSandbox:
             "--proc", "/proc",
             *dev_args,
         ]  # fmt: skip
-        self._uid_lock, base = claim_uid_range(self.settings.sandbox_uid_base)
-        for uid in range(base, base + UID_POOL_SIZE):
-            self._uids.put_nowait(uid)
+        try:
+            self._uid_lock = self._uids.claim_range(self.settings.sandbox_uid_base)
+        except UidRangesTaken as err:
+            raise SandboxUnavailable(str(err)) from None
         log.info("native sandbox ready: cgroup v%d, server %s", self._cgroups.version, self.server)
 
     # Programs run on this host: discovery runs here too (and languages.py, seeing the host's
@@ -251,7 +227,7 @@ class NativeSandbox:
     async def _new_box(self, profile: Profile) -> Box:
         """A started box; BoxStartError when it did not start (what it made is removed)."""
         assert self._cgroups is not None and self._bwrap is not None
-        uid = await self._uids.get()
+        uid = await self._uids.take(self._pool.evict_idle)
         stage = uuid.uuid4().hex[:16]
         # A host work dir only for a stage whose files the host reads back (a compile, outputs).
         work = self.work_root / stage if profile.host_work else None
@@ -307,7 +283,7 @@ class NativeSandbox:
         except Exception:
             log.exception("cleanup of stage %s failed", stage)
         finally:
-            self._uids.put_nowait(uid)
+            self._uids.give_back(uid)
 
     def _remove_stage(self, stage: str, work: Path | None) -> None:
         """Remove a dead box's cgroup (after killing any straggler) and its host work dir."""
