@@ -10,7 +10,7 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from execbox.config import Settings, describe_bad_settings
+from execbox.config import Settings, describe_bad_settings, unknown_settings
 
 
 def serve_with(**env: str) -> subprocess.CompletedProcess:
@@ -121,3 +121,18 @@ def test_the_defaults_and_a_slow_hosts_limits_are_valid() -> None:
         max_wall_time_ms=600_000,
         compile_cpu_time_ms=150_000,
     )
+
+
+def test_a_misspelt_setting_is_named_at_start() -> None:
+    # A typo would otherwise leave the default silently in force (here: every core).
+    done = serve_with(EXECBOX_MAX_CONCURENCY="1", EXECBOX_JUDGE0_LIMITS="stop=here")
+    assert done.returncode == 2  # the Judge0 setting stops it, after the warnings
+    assert (
+        "EXECBOX_MAX_CONCURENCY is not a setting of execbox: ignored "
+        "(did you mean EXECBOX_MAX_CONCURRENCY?)" in done.stderr
+    )
+
+
+def test_tooling_variables_are_not_warned_about() -> None:
+    environ = {"EXECBOX_PUBLISH_PORT": "9000", "EXECBOX_TEST_SLOWNESS": "3", "PATH": "/bin"}
+    assert unknown_settings({**environ, "EXECBOX_PORT": "1"}) == []

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -270,6 +272,27 @@ def describe_bad_settings(err: ValidationError) -> str:
         else:
             lines.extend(f"  - {part}" for part in message.splitlines())
     return "\n".join(lines)
+
+
+# EXECBOX_ names that are not settings of the server but of its tooling (compose files, make,
+# the tests): not worth a warning.
+TOOLING_NAMES = frozenset(
+    ["DEBUG", "DB_PASSWORD", "FULL_PORT", "NATIVE_IMAGE", "PUBLISH_PORT", "SCREENSHOTS"]
+)
+
+
+def unknown_settings(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each EXECBOX_ variable that sets nothing (a typo is otherwise silent)."""
+    known = {name.upper() for name in Settings.model_fields}
+    warnings = []
+    for variable in sorted(environ):
+        name = variable.removeprefix("EXECBOX_")
+        if name == variable or name in known or name in TOOLING_NAMES or name.startswith("TEST_"):
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean EXECBOX_{close[0]}?)" if close else ""
+        warnings.append(f"{variable} is not a setting of execbox: ignored{hint}")
+    return warnings
 
 
 @lru_cache(maxsize=1)

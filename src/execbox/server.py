@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 
 import uvicorn
@@ -13,7 +14,7 @@ from uvicorn.config import TRACE_LOG_LEVEL
 from execbox.api import create_app
 from execbox.api.judge0_limits import judge0_limits
 from execbox.api.piston_interactive import MAX_MESSAGE_BYTES, MAX_QUEUED_MESSAGES
-from execbox.config import Settings
+from execbox.config import Settings, unknown_settings
 
 log = logging.getLogger("execbox")
 
@@ -68,6 +69,8 @@ def log_to_stderr(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    for warning in unknown_settings(os.environ):
+        log.warning("%s", warning)
 
 
 def refuse_unfit_host(settings: Settings) -> None:
