@@ -136,3 +136,14 @@ def test_a_misspelt_setting_is_named_at_start() -> None:
 def test_tooling_variables_are_not_warned_about() -> None:
     environ = {"EXECBOX_PUBLISH_PORT": "9000", "EXECBOX_TEST_SLOWNESS": "3", "PATH": "/bin"}
     assert unknown_settings({**environ, "EXECBOX_PORT": "1"}) == []
+
+
+def test_a_store_path_that_cannot_be_written_is_named(tmp_path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    done = serve_with(EXECBOX_SUBMISSIONS_DB=str(blocker / "store" / "db.sqlite3"))
+    assert done.returncode == 2
+    assert f"EXECBOX_SUBMISSIONS_DB: cannot write in {blocker}/store (Not a directory)" in (
+        done.stderr
+    )
+    assert "Traceback" not in done.stderr

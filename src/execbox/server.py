@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import sys
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
@@ -90,6 +91,24 @@ def refuse_bad_settings(settings: Settings) -> None:
     except ValueError as err:
         print(f"execbox cannot start: EXECBOX_JUDGE0_LIMITS: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    if not settings.database_url:
+        # The embedded store's file is opened later, inside the app's start: say it here.
+        directory = Path(settings.submissions_db).parent
+        reason = ""
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            if not os.access(directory, os.W_OK | os.X_OK):
+                reason = " (not writable)"
+        except OSError as err:
+            reason = f" ({err.strerror})"
+        if reason:
+            print(
+                f"execbox cannot start: EXECBOX_SUBMISSIONS_DB: cannot write in {directory}"
+                f"{reason}; "
+                "set it to a file in a directory this user may write",
+                file=sys.stderr,
+            )
+            raise SystemExit(2)
 
 
 def serve(settings: Settings) -> None:
