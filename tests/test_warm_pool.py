@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 from conftest import Server, slow
 
 from execbox.sandbox.native import helper
@@ -246,13 +247,40 @@ async def test_idle_sandboxes_of_every_profile_together_stay_bounded():
     for profile in ("a", "b", "c"):
         pool.refill_soon(profile)
         await settle()
-    assert starts.count == 6 and len(disposed.sandboxes) == 2  # a's went: least recently used
-    assert await pool.take("a") is None
+    # c gets one (no more fit), which pushes out one of a's: the least recently used.
+    assert starts.count == 5 and len(disposed.sandboxes) == 1
     assert await pool.take("c") is not None
-    assert pool.evict_idle()  # b's, used before c
+    assert pool.evict_idle()  # a's other one
     await settle()
-    assert await pool.take("b") is not None  # its other one
-    assert await pool.take("b") is None
+    assert await pool.take("a") is None
+    assert await pool.take("b") is not None and await pool.take("b") is not None
+    assert not pool.evict_idle()
+    await pool.close()
+
+
+@synchronously
+async def test_sandboxes_for_announced_stages_are_evicted_last():
+    starts, disposed = Starts(), Disposed()
+    pool: WarmPool[str, object] = WarmPool(1, starts, disposed, most=3, most_idle=3)
+    announced = [pool.expect("a") for _ in range(3)]  # queued requests: a is least recent
+    await settle()
+    pool.refill_soon("b")  # one for b though the budget is spent
+    await settle()
+    assert starts.count == 4 and len(disposed.sandboxes) == 1
+    assert await pool.take("b") is None  # b's went: every one of a's is for an announced stage
+    for _ in announced:
+        assert await pool.take("a") is not None
+    await pool.close()
+
+
+@synchronously
+async def test_as_many_announced_stages_as_most_all_find_a_sandbox():
+    pool: WarmPool[str, object] = WarmPool(1, Starts(), nothing, most=4)
+    for _ in range(4):
+        pool.expect("bash")
+    await settle()
+    for _ in range(4):
+        assert await pool.take("bash") is not None
     await pool.close()
 
 
@@ -283,3 +311,24 @@ def test_a_large_warm_pool_never_takes_every_sandbox_uid():
         assert len(settled_boxes(server.process.pid)) <= 128 * 2  # bwrap and its stub each
     finally:
         server.stop()
+
+
+@synchronously
+async def test_a_stage_without_a_free_uid_lets_an_idle_box_go_and_never_waits_for_ever():
+    from execbox.sandbox.native import uids
+    from execbox.sandbox.native.launch import BoxStartError
+
+    pool = uids.UidPool([7])
+    assert await pool.take(lambda: False) == 7
+
+    def let_one_go() -> bool:  # an idle box disposed: its uid comes back a moment later
+        asyncio.get_running_loop().call_later(0.05, pool.give_back, 7)
+        return True
+
+    assert await pool.take(let_one_go) == 7
+    saved, uids.WAIT_S = uids.WAIT_S, 0.3
+    try:
+        with pytest.raises(BoxStartError, match="sandbox uids is in use"):
+            await pool.take(lambda: False)
+    finally:
+        uids.WAIT_S = saved

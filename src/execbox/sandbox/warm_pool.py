@@ -86,7 +86,8 @@ class WarmPool(Generic[P, S]):
 
     async def take(self, profile: P) -> S | None:
         """A waiting sandbox of this profile, or None (then start one on the spot)."""
-        self._used(profile)
+        if profile in self._waiting or profile in self._expected:
+            self._used(profile)  # (not a profile the pool never keeps: custom limits)
         taken = None
         sandboxes = self._waiting.get(profile, [])
         while sandboxes and taken is None:
@@ -123,6 +124,11 @@ class WarmPool(Generic[P, S]):
             return
         waiting = len(self._waiting.get(profile, ()))
         missing = self._target(profile) - waiting - self._starting.get(profile, 0)
+        if self.most_idle > 0 and missing > 0:
+            # Within what may wait over all profiles (one at least, for the stage at hand):
+            # more would only be evicted again as they arrive.
+            held = sum(map(len, self._waiting.values())) + sum(self._starting.values())
+            missing = min(missing, max(1, self.most_idle - held))
         for _ in range(missing):
             self._starting[profile] = self._starting.get(profile, 0) + 1
             self._tasks.spawn(self._start_one(profile))
@@ -145,11 +151,15 @@ class WarmPool(Generic[P, S]):
 
     def evict_idle(self) -> bool:
         """Dispose of one waiting sandbox, of the least recently used profile that has one
-        (its resources are wanted for a stage that must start now); False if none waits."""
-        for sandboxes in (self._waiting.get(profile) for profile in self._recent):
-            if sandboxes:
-                self._tasks.spawn(self._dispose(sandboxes.pop(0)))
-                return True
+        (its resources are wanted for a stage that must start now); False if none waits.
+        Sandboxes started for announced stages go last: those stages are about to run."""
+        for spare_only in (True, False):
+            for profile in self._recent:
+                sandboxes = self._waiting.get(profile)
+                announced = len(self._expected.get(profile, ())) if spare_only else 0
+                if sandboxes and len(sandboxes) > announced:
+                    self._tasks.spawn(self._dispose(sandboxes.pop(0)))
+                    return True
         return False
 
     def _used(self, profile: P) -> None:

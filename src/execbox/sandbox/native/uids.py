@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from execbox.sandbox.native.launch import BoxStartError
@@ -30,8 +30,10 @@ class UidRangesTaken(Exception):
 
 
 class UidPool:
-    def __init__(self) -> None:
+    def __init__(self, uids: Iterable[int] = ()) -> None:
         self._free: asyncio.Queue[int] = asyncio.Queue()
+        for uid in uids:
+            self._free.put_nowait(uid)
 
     def claim_range(self, first: int) -> int:
         """Take the first range no other server holds; returns the lock's descriptor (closing
@@ -56,15 +58,22 @@ class UidPool:
         )
 
     async def take(self, free_one: Callable[[], bool]) -> int:
-        """A free uid; when none is, ``free_one`` is asked to let an idle box go first."""
-        if self._free.empty():
-            free_one()  # its uid comes back once the box is gone
-        try:
-            return await asyncio.wait_for(self._free.get(), WAIT_S)
-        except TimeoutError:
-            raise BoxStartError(
-                f"every one of this server's {POOL_SIZE} sandbox uids is in use"
-            ) from None
+        """A free uid; while none is, ``free_one`` is asked now and then to let an idle box go
+        (its uid comes back once the box is gone)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WAIT_S
+        while True:
+            if self._free.empty():
+                free_one()
+            left = deadline - loop.time()
+            if left <= 0:
+                raise BoxStartError(
+                    f"every one of this server's {POOL_SIZE} sandbox uids is in use"
+                )
+            try:
+                return await asyncio.wait_for(self._free.get(), min(1.0, left))
+            except TimeoutError:
+                continue
 
     def give_back(self, uid: int) -> None:
         self._free.put_nowait(uid)
