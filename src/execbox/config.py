@@ -202,14 +202,13 @@ class Settings(BaseSettings):
         problems = []
         if not self.state_dir.startswith("/"):
             problems.append(f"EXECBOX_STATE_DIR: must be an absolute path (got {self.state_dir!r})")
-        for item in (i.strip() for i in self.docker_images.split(",") if i.strip()):
-            name, _, image = (part.strip() for part in item.partition("="))
+        for item, name, image in self._docker_image_items():
             if not name or not image:
                 problems.append(
                     f"EXECBOX_DOCKER_IMAGES: {item!r} is not language=image "
                     '(e.g. "python=python:3.12-slim,go=golang:1.22")'
                 )
-        for origin in (o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()):
+        for origin in self.cors_origin_list():
             if origin != "*" and not re.fullmatch(r"https?://[^/\s*]+", origin):
                 problems.append(
                     f"EXECBOX_CORS_ORIGINS: {origin!r} is not an origin such as "
@@ -223,9 +222,19 @@ class Settings(BaseSettings):
             )
         return problems
 
+    def _docker_image_items(self) -> list[tuple[str, str, str]]:
+        """Each ``language=image`` item, with its two parts (checked at start)."""
+        items = []
+        for item in (i.strip() for i in self.docker_images.split(",") if i.strip()):
+            name, _, image = item.partition("=")
+            items.append((item, name.strip(), image.strip()))
+        return items
+
     def docker_image_overrides(self) -> dict[str, str]:
-        pairs = (item.split("=", 1) for item in self.docker_images.split(",") if "=" in item)
-        return {name.strip(): image.strip() for name, image in pairs if image.strip()}
+        return {name: image for _, name, image in self._docker_image_items()}
+
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
     def api_key_set(self) -> frozenset[str]:
         return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())

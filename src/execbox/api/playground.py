@@ -114,14 +114,10 @@ class ScopedCORS:
             await self.app(scope, receive, send)
 
 
-def cors_origins(settings: Settings) -> list[str]:
-    return [o.strip().rstrip("/") for o in settings.cors_origins.split(",") if o.strip()]
-
-
 def install(app: FastAPI, settings: Settings) -> None:
     """Add the playground's routes and static files; call after the other middleware, so
     that CORS headers are on every answer of CORS_PATHS, errors at the edge included."""
     app.include_router(router)
     app.mount("/playground/static", StaticFiles(directory=STATIC), name="playground-static")
-    if origins := cors_origins(settings):
+    if origins := settings.cors_origin_list():
         app.add_middleware(ScopedCORS, origins=origins)
